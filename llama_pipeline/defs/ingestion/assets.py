@@ -1,0 +1,107 @@
+"""The two HTTP payloads, archived losslessly per day in ``raw_payloads``."""
+
+from urllib.parse import urlsplit, urlunsplit
+
+import dagster as dg
+
+from llama_pipeline import raw_archive, schema
+from llama_pipeline.http_client import DefiLlamaClient
+from llama_pipeline.io_manager import ARCHIVE, table_metadata
+from llama_pipeline.partitions import DAILY, days_of, utc_today
+from llama_pipeline.payloads import Endpoint, RawPayload, decode_records
+from llama_pipeline.raw_archive import FetchedPayloads
+from llama_pipeline.warehouse import Warehouse
+
+
+class PastDayWithoutPayload(dg.Failure):
+    """A past day has no stored payload, and /pools can only describe today."""
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def collect_payloads(
+    context: dg.AssetExecutionContext, endpoint: Endpoint, url: str, client: DefiLlamaClient, warehouse: Warehouse
+) -> dg.MaterializeResult:
+    """Fetch today's payload, keep stored payloads of past days, and refuse past days with none.
+
+    DeFiLlama serves only the present, so a past day can be (re)built only from what was archived
+    that day; filling it with today's data would silently falsify history.
+    """
+    days = days_of(context.partition_time_window)
+    today = utc_today()
+    stored = raw_archive.stored_days(warehouse, endpoint, days)
+    missing = [day for day in days if day != today and day not in stored]
+    if missing:
+        shown = ", ".join(d.isoformat() for d in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise PastDayWithoutPayload(
+            description=(
+                f"No /{endpoint} payload is stored for {len(missing)} past day(s): {shown}. "
+                f"/{endpoint} serves only the current state, so only today ({today.isoformat()}, UTC) can be "
+                "fetched; a past day is never filled with today's data. Materialize today's partition, or "
+                "backfill past days from DeFiLlama's history."
+            )
+        )
+    fetched: list[RawPayload] = []
+    metadata: dict = {"endpoint": endpoint, "source_url": _without_credentials(url)}
+    if today in days:
+        response = client.fetch(url)
+        records = decode_records(endpoint, response.body, _without_credentials(url))
+        fetched.append(
+            RawPayload(endpoint, today, _without_credentials(url), response.fetched_at, response.status,
+                       response.content_type, response.body, len(records))
+        )
+        metadata.update(
+            {
+                "dagster/row_count": len(records),
+                "size_bytes": len(response.body),
+                "sha256": fetched[0].sha256,
+                "http_attempts": response.attempts,
+                "fetched_at": response.fetched_at.isoformat(),
+            }
+        )
+        context.log.info(f"fetched /{endpoint}: {len(records):,} records, {len(response.body):,} bytes")
+    kept = tuple(sorted(stored - {today}))
+    if kept:
+        context.log.info(f"kept the stored /{endpoint} payload of {len(kept)} past day(s)")
+    return dg.MaterializeResult(value=FetchedPayloads(endpoint, tuple(fetched), kept), metadata=metadata)
+
+
+_COMMON = dict(
+    partitions_def=DAILY,
+    group_name="ingestion",
+    kinds={"python", "postgres"},
+    io_manager_key="warehouse_io_manager",
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    owners=["team:data-engineering"],
+)
+
+
+@dg.asset(metadata={**table_metadata(schema.raw_payloads, ARCHIVE), "endpoint": "pools"}, **_COMMON)
+def raw_pools(
+    context: dg.AssetExecutionContext, defillama: DefiLlamaClient, warehouse: Warehouse
+) -> dg.MaterializeResult:
+    """The /pools payload (every yield pool's current state) for the day, stored byte for byte.
+
+    Today's partition fetches SOURCE_URL and replaces today's stored payload; a past day keeps its
+    stored payload, so downstream assets replay exactly what was fetched, with no network.
+    """
+    return collect_payloads(context, "pools", defillama.pools_url, defillama, warehouse)
+
+
+@dg.asset(metadata={**table_metadata(schema.raw_payloads, ARCHIVE), "endpoint": "protocols"}, **_COMMON)
+def raw_protocols(
+    context: dg.AssetExecutionContext, defillama: DefiLlamaClient, warehouse: Warehouse
+) -> dg.MaterializeResult:
+    """The /protocols payload (every DeFiLlama protocol with its metadata and TVL) for the day, stored
+    byte for byte.
+
+    Today's partition fetches PROTOCOLS_URL and replaces today's stored payload; a past day keeps its
+    stored payload.
+    """
+    return collect_payloads(context, "protocols", defillama.protocols_url, defillama, warehouse)

@@ -1,0 +1,35 @@
+"""Resources, configured from the environment (or a .env file) through ``dg.EnvVar``.
+
+Only the variable names reach the UI; values are resolved when a run starts.
+"""
+
+import os
+
+import dagster as dg
+
+from llama_pipeline.http_client import DEFAULT_POOLS_URL, DEFAULT_PROTOCOLS_URL, DefiLlamaClient
+from llama_pipeline.io_manager import WarehouseIOManager
+from llama_pipeline.warehouse import Warehouse
+
+
+def _env_or(name: str, default: str) -> str | dg.EnvVar:
+    # Optional settings: EnvVar when the variable is set, so the UI shows where the value came from.
+    return dg.EnvVar(name) if os.environ.get(name) else default
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    warehouse = Warehouse(
+        database_url=dg.EnvVar("DATABASE_URL"),
+        schema_name=_env_or("WAREHOUSE_SCHEMA", "public"),
+    )
+    return dg.Definitions(
+        resources={
+            "warehouse": warehouse,
+            "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
+            "defillama": DefiLlamaClient(
+                pools_url=_env_or("SOURCE_URL", DEFAULT_POOLS_URL),
+                protocols_url=_env_or("PROTOCOLS_URL", DEFAULT_PROTOCOLS_URL),
+            ),
+        }
+    )

@@ -1,0 +1,86 @@
+"""The two HTTP payloads as stored: raw bytes plus what is needed to replay them.
+
+A payload is checked as a whole before anything is stored (valid JSON, the expected envelope, a
+non-empty list), so a broken response fails the run and never reaches the archive or the tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import zlib
+from typing import Literal
+
+Endpoint = Literal["pools", "protocols"]
+ENDPOINTS: tuple[Endpoint, ...] = ("pools", "protocols")
+
+
+class PayloadError(ValueError):
+    """The response as a whole is unusable: nothing from it may be written."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RawPayload:
+    """One endpoint's response for one day, byte for byte."""
+
+    endpoint: Endpoint
+    partition_date: dt.date
+    url: str
+    fetched_at: dt.datetime
+    http_status: int
+    content_type: str | None
+    body: bytes
+    record_count: int
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.body).hexdigest()
+
+    def records(self) -> list:
+        """The payload's list of records, after checking the envelope."""
+        return decode_records(self.endpoint, self.body, self.url)
+
+    def compressed(self) -> bytes:
+        # gzip-compatible zlib stream at level 6: ~8x smaller for this JSON, well under the
+        # time of the fetch itself.
+        compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+        return compressor.compress(self.body) + compressor.flush()
+
+    @staticmethod
+    def decompress(blob: bytes) -> bytes:
+        return zlib.decompress(blob, 47)
+
+
+def decode_records(endpoint: Endpoint, body: bytes, url: str) -> list:
+    """Parse a payload and return its records, or raise PayloadError saying what is wrong with it.
+
+    ``/pools`` is ``{"status": "success", "data": [...]}`` (a recorded sample lacks ``status``, so a
+    missing status is accepted, a different one is not); ``/protocols`` is a bare list.
+    """
+    where = f"{endpoint} payload from {url} ({len(body):,} bytes)"
+    try:
+        document = json.loads(body)
+    except UnicodeDecodeError as error:
+        raise PayloadError(f"{where} is not UTF-8 text: {error}") from None
+    except json.JSONDecodeError as error:
+        start = body[:60].decode("utf-8", "replace").strip()
+        hint = "truncated" if error.pos >= len(body.rstrip()) - 1 else "not JSON"
+        raise PayloadError(
+            f"{where} is {hint}: {error.msg} at byte {error.pos:,}; it starts with {start!r}"
+        ) from None
+    if endpoint == "pools":
+        if not isinstance(document, dict) or "data" not in document:
+            raise PayloadError(f"{where} is not the expected {{'status', 'data'}} object")
+        status = document.get("status", "success")
+        if status != "success":
+            raise PayloadError(f"{where} has status {status!r} instead of 'success'")
+        records = document["data"]
+    else:
+        records = document
+    if not isinstance(records, list):
+        raise PayloadError(f"{where} holds {type(records).__name__} where a list of records was expected")
+    if not records:
+        raise PayloadError(f"{where} holds an empty list: refusing to record a day with no {endpoint}")
+    return records

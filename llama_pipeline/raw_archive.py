@@ -1,0 +1,94 @@
+"""The archive of raw payloads in ``raw_payloads``: store, list and replay them."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterable, Sequence
+
+import psycopg2.extensions
+
+from llama_pipeline.payloads import Endpoint, RawPayload
+from llama_pipeline.warehouse import Warehouse
+from llama_pipeline.warehouse_lock import quote_ident
+
+
+class MissingPayload(LookupError):
+    """No payload is stored for a day that a run needs."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FetchedPayloads:
+    """What a raw asset hands to the IO manager: payloads fetched in this run (to archive, replacing any
+    stored for the same day) and the days whose stored payload was kept as it was."""
+
+    endpoint: Endpoint
+    fetched: tuple[RawPayload, ...]
+    kept: tuple[dt.date, ...]
+
+
+def store(conn: psycopg2.extensions.connection, schema: str, payloads: Iterable[RawPayload]) -> int:
+    table = f"{quote_ident(schema)}.raw_payloads"
+    written = 0
+    with conn.cursor() as cur:
+        for payload in payloads:
+            cur.execute(
+                f"""
+                INSERT INTO {table} AS t (endpoint, partition_date, url, fetched_at, http_status, content_type,
+                                          compression, body, size_bytes, sha256, record_count)
+                VALUES (%s, %s, %s, %s, %s, %s, 'gzip', %s, %s, %s, %s)
+                ON CONFLICT (endpoint, partition_date) DO UPDATE SET
+                    url = EXCLUDED.url, fetched_at = EXCLUDED.fetched_at, http_status = EXCLUDED.http_status,
+                    content_type = EXCLUDED.content_type, compression = EXCLUDED.compression,
+                    body = EXCLUDED.body, size_bytes = EXCLUDED.size_bytes, sha256 = EXCLUDED.sha256,
+                    record_count = EXCLUDED.record_count
+                """,
+                (
+                    payload.endpoint, payload.partition_date, payload.url, payload.fetched_at, payload.http_status,
+                    payload.content_type, psycopg2.Binary(payload.compressed()), len(payload.body),
+                    payload.sha256, payload.record_count,
+                ),
+            )
+            written += 1
+    return written
+
+
+def stored_days(warehouse: Warehouse, endpoint: Endpoint, days: Sequence[dt.date]) -> set[dt.date]:
+    with warehouse.connection() as conn, conn.cursor() as cur:
+        cur.execute(
+            f"SELECT partition_date FROM {quote_ident(warehouse.schema_name)}.raw_payloads "
+            "WHERE endpoint = %s AND partition_date = ANY(%s)",
+            (endpoint, list(days)),
+        )
+        return {row[0] for row in cur.fetchall()}
+
+
+def load(warehouse: Warehouse, endpoint: Endpoint, day: dt.date) -> RawPayload:
+    with warehouse.connection() as conn, conn.cursor() as cur:
+        cur.execute(
+            f"SELECT url, fetched_at, http_status, content_type, body, record_count FROM "
+            f"{quote_ident(warehouse.schema_name)}.raw_payloads WHERE endpoint = %s AND partition_date = %s",
+            (endpoint, day),
+        )
+        row = cur.fetchone()
+    if row is None:
+        raise MissingPayload(
+            f"no /{endpoint} payload is stored for {day.isoformat()}: materialize raw_{endpoint} for that day "
+            "first (only today's payload can be fetched; past days come from history)"
+        )
+    url, fetched_at, http_status, content_type, body, record_count = row
+    return RawPayload(
+        endpoint, day, url, fetched_at, http_status, content_type, RawPayload.decompress(bytes(body)), record_count
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class RawArchive:
+    """A downstream asset's view of one endpoint's payloads for the run's days, read one day at a time."""
+
+    warehouse: Warehouse
+    endpoint: Endpoint
+    days: tuple[dt.date, ...]
+
+    def load(self, day: dt.date) -> RawPayload:
+        return load(self.warehouse, self.endpoint, day)
