@@ -66,7 +66,8 @@ def decode_records(endpoint: Endpoint, body: bytes, url: str) -> list:
         raise PayloadError(f"{where} is not UTF-8 text: {error}") from None
     except json.JSONDecodeError as error:
         start = body[:60].decode("utf-8", "replace").strip()
-        hint = "truncated" if error.pos >= len(body.rstrip()) - 1 else "not JSON"
+        # A body that opens like a JSON document but breaks off was most likely cut short in transit.
+        hint = "truncated or malformed JSON" if body.lstrip()[:1] in (b"{", b"[") else "not JSON"
         raise PayloadError(
             f"{where} is {hint}: {error.msg} at byte {error.pos:,}; it starts with {start!r}"
         ) from None

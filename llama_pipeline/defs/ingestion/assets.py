@@ -5,10 +5,10 @@ from urllib.parse import urlsplit, urlunsplit
 import dagster as dg
 
 from llama_pipeline import raw_archive, schema
-from llama_pipeline.http_client import DefiLlamaClient
+from llama_pipeline.http_client import DefiLlamaClient, FetchError
 from llama_pipeline.io_manager import ARCHIVE, table_metadata
 from llama_pipeline.partitions import DAILY, days_of, utc_today
-from llama_pipeline.payloads import Endpoint, RawPayload, decode_records
+from llama_pipeline.payloads import Endpoint, PayloadError, RawPayload, decode_records
 from llama_pipeline.raw_archive import FetchedPayloads
 from llama_pipeline.warehouse import Warehouse
 
@@ -50,8 +50,12 @@ def collect_payloads(
     fetched: list[RawPayload] = []
     metadata: dict = {"endpoint": endpoint, "source_url": _without_credentials(url)}
     if today in days:
-        response = client.fetch(url)
-        records = decode_records(endpoint, response.body, _without_credentials(url))
+        try:
+            response = client.fetch(url)
+            records = decode_records(endpoint, response.body, _without_credentials(url))
+        except (FetchError, PayloadError) as error:
+            # A Failure puts the reason at the top of the run's page instead of under a stack trace.
+            raise dg.Failure(description=f"{error} Nothing was written for {today.isoformat()}.") from error
         fetched.append(
             RawPayload(endpoint, today, _without_credentials(url), response.fetched_at, response.status,
                        response.content_type, response.body, len(records))

@@ -1,0 +1,143 @@
+"""Bad payloads fail the day with a clear message and write nothing; bad rows are set aside, counted,
+and never fail the day."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from llama_pipeline.testing import synthetic
+from llama_pipeline_tests.conftest import all_assets, materialize
+from llama_pipeline_tests.defs.test_pipeline import serve, snapshot_of
+
+
+def failure_message(result) -> str:
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failures, "the run should have failed"
+    data = failures[0].step_failure_data
+    return (data.error.message if data.error else "") + str(data.user_failure_data or "")
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"<html><body>502 Bad Gateway</body></html>", "is not JSON"),
+        (None, "is truncated or malformed JSON"),
+        (b'{"status": "error", "data": []}', "has status 'error'"),
+        (b'{"status": "success", "data": []}', "empty list"),
+        (b'{"status": "success", "data": {"pool": 1}}', "where a list of records was expected"),
+    ],
+    ids=["html", "truncated", "status-error", "empty-list", "not-a-list"],
+)
+def test_bad_pools_payload_fails_and_writes_nothing(resources, http, query, small_day, body, expected):
+    pools_payload, protocols = small_day
+    serve(http, pools_payload, protocols)
+    assert materialize(all_assets(), resources).success  # a good day already stored
+    before = snapshot_of(query)
+    if body is None:
+        body = synthetic.dumps(pools_payload)[:5000]
+    http.set("/pools", body)
+    result = materialize(all_assets(), resources, raise_on_error=False)
+    assert not result.success
+    message = failure_message(result)
+    assert expected in message and http.url("/pools") in message
+    assert snapshot_of(query) == before  # today's good payload and tables are untouched
+
+
+def test_empty_protocols_list_fails(resources, http, query, small_day):
+    serve(http, small_day[0], [])
+    result = materialize(all_assets(), resources, raise_on_error=False)
+    assert "empty list" in failure_message(result)
+    assert query("SELECT count(*) FROM raw_payloads WHERE endpoint = 'protocols'") == [(0,)]
+
+
+def _bad_rows(good: list[dict]) -> tuple[list[dict], dict[str, str]]:
+    """Good rows with every kind of bad row mixed in; returns the payload rows and, for the rows that
+    must be rejected, a substring of the reason keyed by a marker in their symbol."""
+    rows = [dict(r) for r in good]
+    template = dict(good[0])
+
+    def variant(marker: str, **changes) -> dict:
+        row = dict(template, symbol=marker, pool=f"{abs(hash(marker)) % 10**8:08d}-0000-4000-8000-000000000000")
+        row.update(changes)
+        return row
+
+    rejected = {
+        "MISSING-ID": "missing or malformed pool id",
+        "BAD-ID": "missing or malformed pool id",
+        "DUPLICATE": "duplicate pool id",
+        "NAN": "not a finite number",
+        "INF": "not a finite number",
+        "TEXT-TVL": "expected a number",
+        "NUL\x00BYTE": "NUL character",
+        "NO-CHAIN": "chain: missing or empty",
+    }
+    bad = [
+        variant("MISSING-ID", pool=None),
+        variant("BAD-ID", pool="not-a-uuid'; DROP TABLE pools; --"),
+        variant("DUPLICATE", pool=good[1]["pool"]),
+        variant("NAN", apy=math.nan),
+        variant("INF", tvlUsd=math.inf),
+        variant("TEXT-TVL", tvlUsd="lots"),
+        variant("NUL\x00BYTE"),
+        variant("NO-CHAIN", chain=""),
+    ]
+    coerced = [
+        variant("STRING-NUMBER", tvlUsd="12345.5", apy="7.25"),
+        variant("EMOJI 🚀 مرحبا \u202e'quote\"", poolMeta="x" * 5000),
+        variant("MISSING-FIELDS", **{k: None for k in ("apyBase", "predictions", "underlyingTokens")}),
+        variant("NEW-FIELD", brandNewMetric=42.5),
+    ]
+    for row in coerced[2:3]:
+        for key in ("apyBase", "predictions", "underlyingTokens"):
+            row.pop(key)
+    return rows + bad + coerced, rejected
+
+
+def test_bad_rows_are_set_aside_with_reasons(resources, http, query, small_day):
+    pools_payload, protocols = small_day
+    rows, rejected = _bad_rows(pools_payload["data"])
+    body = json.dumps({"status": "success", "data": rows}, allow_nan=True).encode()
+    http.set("/pools", body)
+    http.set("/protocols", synthetic.dumps(protocols))
+    result = materialize(all_assets(), resources)
+    assert result.success
+
+    reasons = query("SELECT record, reason FROM rejects WHERE asset = 'pool_snapshots'")
+    assert len(reasons) == len(rejected)
+    for marker, reason in rejected.items():
+        matching = [r for (record, r) in reasons if json.dumps(marker, ensure_ascii=True)[1:-1] in record]
+        assert matching and reason in matching[0], (marker, matching)
+    good_count = len(pools_payload["data"]) + 4
+    assert query("SELECT count(*) FROM pool_snapshots") == [(good_count,)]
+    # The payload's row count adds up: loaded + rejected.
+    meta = [e for e in result.get_asset_materialization_events() if e.asset_key.path == ["pool_snapshots"]][0]
+    metadata = meta.materialization.metadata
+    assert metadata["rejected"].value == len(rejected)
+    assert metadata["dagster/row_count"].value + metadata["rejected"].value == len(rows)
+
+    # Safely coercible values were coerced; odd text stored as sent; new fields kept in extra.
+    assert query("SELECT s.tvl_usd, s.apy FROM pool_snapshots s JOIN pools p USING (pool_id) "
+                 "WHERE p.symbol = 'STRING-NUMBER'") == [(12345.5, 7.25)]
+    assert query("SELECT pool_meta FROM pools WHERE symbol LIKE 'EMOJI%%'") == [("x" * 5000,)]
+    assert query("SELECT symbol FROM pools WHERE symbol LIKE 'EMOJI%%'") == [("EMOJI 🚀 مرحبا \u202e'quote\"",)]
+    assert query("SELECT s.apy_base, s.predicted_class FROM pool_snapshots s JOIN pools p USING (pool_id) "
+                 "WHERE p.symbol = 'MISSING-FIELDS'") == [(None, None)]
+    assert query("SELECT s.extra FROM pool_snapshots s JOIN pools p USING (pool_id) WHERE p.symbol = 'NEW-FIELD'") \
+        == [({"brandNewMetric": 42.5},)]
+    # The hostile id was stored as data in rejects, not executed.
+    assert query("SELECT count(*) FROM pools") == [(good_count,)]
+
+
+def test_bad_protocol_rows_are_set_aside(resources, http, query, small_day):
+    pools_payload, protocols = small_day
+    broken = [dict(protocols[0], slug=None), dict(protocols[1], slug=protocols[2]["slug"]),
+              dict(protocols[3], slug="fresh-slug", tvl="NaN-ish"), "not an object"]
+    serve(http, pools_payload, protocols + broken)
+    assert materialize(all_assets(), resources).success
+    reasons = [r[0] for r in query("SELECT reason FROM rejects WHERE asset = 'projects' ORDER BY record_index")]
+    assert len(reasons) == 4
+    assert "slug: missing" in reasons[0] and "duplicate slug" in reasons[1]
+    assert "tvl: expected a number" in reasons[2] and "not an object" in reasons[3]
