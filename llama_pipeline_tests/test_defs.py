@@ -1,0 +1,68 @@
+"""The code location loads, with no side effects, and shows what a user expects in the UI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import dagster as dg
+import pytest
+
+ASSETS = {"raw_pools", "raw_protocols", "chains", "projects", "pools", "pool_snapshots"}
+
+
+@pytest.fixture
+def defs(monkeypatch) -> dg.Definitions:
+    # An unreachable database: loading definitions must not connect, fetch or migrate anything.
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody:s3cret@127.0.0.1:1/nowhere")
+    from llama_pipeline.definitions import defs as load
+
+    return load()
+
+
+def test_definitions_load_with_all_assets(defs):
+    keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
+    assert keys == ASSETS
+    graph = defs.resolve_asset_graph()
+    parents = {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys} for k in graph.get_all_asset_keys()}
+    assert parents["pools"] == {"raw_pools", "chains", "projects"}
+    assert parents["pool_snapshots"] == {"raw_pools", "pools"}
+    assert parents["chains"] == {"raw_pools", "raw_protocols"}
+
+
+def test_every_asset_is_documented_daily_partitioned_and_typed(defs):
+    for spec in defs.resolve_all_asset_specs():
+        name = spec.key.to_user_string()
+        assert spec.description and len(spec.description) > 40, name
+        assert spec.group_name in ("ingestion", "warehouse"), name
+        assert spec.kinds and "postgres" in spec.kinds, name
+        assert isinstance(spec.partitions_def, dg.DailyPartitionsDefinition), name
+        assert spec.metadata.get("table"), name
+        assert isinstance(spec.metadata.get("dagster/column_schema"), dg.TableSchema), name
+        assert spec.owners, name
+
+
+def test_schedule_runs_the_whole_graph_daily_by_default(defs):
+    schedule = defs.resolve_schedule_def("daily_refresh_schedule")
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert schedule.cron_schedule == "0 23 * * *"
+    job = defs.resolve_job_def("daily_refresh")
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == ASSETS
+
+
+def test_database_url_is_an_env_var_not_a_value(defs):
+    resource = defs.resources["warehouse"]
+    assert "s3cret" not in repr(resource.database_url)
+    assert isinstance(resource.database_url, dg.EnvVar)
+
+
+def test_dagster_cli_finds_the_definitions(tmp_path):
+    # Outside the repository, so that the CLI's throwaway instance does not pick up ./dagster.yaml.
+    env = {**os.environ, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/nowhere"}
+    env.pop("DAGSTER_HOME", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "llama_pipeline.definitions"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
