@@ -1,0 +1,92 @@
+"""The IO manager writes a day in one transaction: a failure part-way leaves every table as it was."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from llama_pipeline import schema
+from llama_pipeline.io_manager import REPLACE_PARTITION, UPSERT, WarehouseIOManager, table_metadata
+from llama_pipeline.partitions import DAILY
+from llama_pipeline.testing import synthetic
+from llama_pipeline.transform.batches import DailyBatch, DailyBatches
+from llama_pipeline.transform.protocols import CHAIN_COLUMNS
+from llama_pipeline_tests.conftest import archive_payloads, materialize, warehouse_assets
+from llama_pipeline_tests.defs.test_pipeline import snapshot_of
+
+
+def chain_frame(day: dt.date, *names: str) -> pd.DataFrame:
+    return pd.DataFrame([(n, [n], day, day) for n in names], columns=CHAIN_COLUMNS)
+
+
+def test_failure_mid_range_rolls_back_every_day(resources, warehouse, query):
+    protocols = synthetic.generate_protocols(40, seed=2)
+    payload = synthetic.generate_pools(60, seed=2, protocols=protocols)
+    days = [dt.date(2026, 9, 1), dt.date(2026, 9, 2), dt.date(2026, 9, 3)]
+    for day in days:
+        archive_payloads(warehouse, day, payload, protocols)
+    assert materialize(warehouse_assets(), resources, partition_range=(days[0], days[-1])).success
+    before = snapshot_of(query)
+
+    @dg.asset(name="pool_snapshots", partitions_def=DAILY, io_manager_key="warehouse_io_manager",
+              metadata=table_metadata(schema.pool_snapshots, REPLACE_PARTITION, partition_expr="snapshot_date"),
+              backfill_policy=dg.BackfillPolicy.single_run())
+    def failing_snapshots(context) -> dg.MaterializeResult:
+        rows = pd.DataFrame(query("SELECT * FROM pool_snapshots WHERE snapshot_date = %s", (days[0],)),
+                            columns=[c.name for c in schema.pool_snapshots.columns])
+
+        def build(day: dt.date) -> DailyBatch:
+            if day == days[-1]:
+                raise RuntimeError("the payload of the last day is broken")
+            return DailyBatch(day, rows.assign(snapshot_date=day, apy=-1.0))
+
+        return dg.MaterializeResult(value=DailyBatches(tuple(days), build))
+
+    result = dg.materialize(
+        [failing_snapshots], resources=resources, raise_on_error=False,
+        tags={"dagster/asset_partition_range_start": days[0].isoformat(),
+              "dagster/asset_partition_range_end": days[-1].isoformat()},
+    )
+    assert not result.success
+    assert snapshot_of(query) == before  # the first two days' deletes and inserts were rolled back
+
+
+def test_constraint_violation_rolls_back_and_names_the_table(resources, warehouse, query):
+    day = dt.date(2026, 9, 1)
+    io = WarehouseIOManager(warehouse=warehouse)
+
+    @dg.asset(name="pools", partitions_def=DAILY, io_manager_key="warehouse_io_manager",
+              metadata=table_metadata(schema.pools, UPSERT))
+    def orphan_pools() -> pd.DataFrame:
+        # A pool whose chain and project do not exist: the foreign keys refuse it.
+        return pd.DataFrame([{
+            "pool_id": "00000000-0000-4000-8000-000000000001", "chain": "Nowhere", "project": "nobody",
+            "symbol": "X", "pool_meta": None, "exposure": None, "il_risk": None, "stablecoin": None,
+            "underlying_tokens": None, "reward_tokens": None, "first_seen_date": day, "last_seen_date": day,
+        }])
+
+    with pytest.raises(Exception, match=r"writing t_\w+\.pools failed and was rolled back"):
+        dg.materialize([orphan_pools], resources={"warehouse_io_manager": io}, partition_key=day.isoformat())
+    assert query("SELECT count(*) FROM pools") == [(0,)]
+
+
+def test_upsert_keeps_newer_attributes_and_merges_aliases(warehouse, query):
+    io = WarehouseIOManager(warehouse=warehouse)
+    newer, older = dt.date(2026, 9, 10), dt.date(2026, 9, 1)
+
+    def write(day: dt.date, frame: pd.DataFrame) -> None:
+        @dg.asset(name="chains", partitions_def=DAILY, io_manager_key="warehouse_io_manager",
+                  metadata=table_metadata(schema.chains, UPSERT))
+        def chains_asset() -> pd.DataFrame:
+            return frame
+
+        assert dg.materialize([chains_asset], resources={"warehouse_io_manager": io},
+                              partition_key=day.isoformat()).success
+
+    write(newer, pd.DataFrame([("BSC", ["BSC", "Binance"], newer, newer)], columns=CHAIN_COLUMNS))
+    write(older, pd.DataFrame([("BSC", ["BNB"], older, older)], columns=CHAIN_COLUMNS))
+    assert query("SELECT name, aliases, first_seen_date, last_seen_date FROM chains") == [
+        ("BSC", ["BNB", "BSC", "Binance"], older, newer)]
