@@ -13,6 +13,7 @@ per-table advisory lock so that concurrent runs queue instead of deadlocking or 
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Sequence
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 
 import pandas as pd
 
@@ -37,7 +36,7 @@ def _parent(field: str, value: object) -> str | None:
     return parent.removeprefix("parent#") if parent else None
 
 
-def _json_object(field: str, value: object) -> str | None:
+def _json_object(field: str, value: object) -> dict | None:
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -86,6 +85,23 @@ PROJECT_COLUMNS = ["slug", *(c for c, _ in _COLUMNS.values()), "listed_in_protoc
 CHAIN_COLUMNS = ["name", "aliases", "first_seen_date", "last_seen_date"]
 
 
+INVALID_FIELDS = "_invalid_fields"
+
+
+def _attributes(record: dict) -> tuple[tuple, dict]:
+    """The record's column values. An attribute that cannot be coerced (real payloads carry dates such
+    as '2023-20-20') becomes NULL and is kept, with the reason, under ``extra._invalid_fields``: one
+    odd descriptive field should not cost a protocol its row."""
+    values, invalid = [], {}
+    for field, (_, convert) in _COLUMNS.items():
+        try:
+            values.append(convert(field, record.get(field)))
+        except (coerce.BadField, ValueError) as error:
+            values.append(None)
+            invalid[field] = {"value": record.get(field), "reason": str(error)}
+    return tuple(values), invalid
+
+
 @dataclasses.dataclass
 class ParsedProtocols:
     projects: pd.DataFrame
@@ -108,8 +124,11 @@ def parse_protocols(records: list, day: dt.date, pool_projects: set[str] = froze
             slug = coerce.required_text("slug", record.get("slug")).strip()
             if slug in first_index:
                 raise coerce.BadField(f"slug: duplicate slug (first seen at record {first_index[slug]})")
-            values = tuple(convert(field, record.get(field)) for field, (_, convert) in _COLUMNS.items())
-            extra = {k: v for k, v in record.items() if k not in _COLUMNS and k != "slug"} or None
+            values, invalid = _attributes(record)
+            extra = {k: v for k, v in record.items() if k not in _COLUMNS and k != "slug"}
+            if invalid:
+                extra[INVALID_FIELDS] = invalid
+            extra = extra or None
             if extra:
                 coerce.json_storable("extra", extra)
             seen = {name: canonical_chain(name) for name in (record.get("chains") or [])}
@@ -140,5 +159,3 @@ def chain_rows(day: dt.date, *spellings: dict[str, set[str]]) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows, columns=CHAIN_COLUMNS)
 
 
-def as_json_text(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
