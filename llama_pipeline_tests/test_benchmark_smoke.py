@@ -1,0 +1,30 @@
+"""The benchmark (benchmarks/run.py) still runs end to end on a tiny payload. No timing is asserted."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HEADINGS = (
+    "== 1. One day",
+    "== 2. The floor",
+    "== 3. Peers",
+    "== 4. Day 2",
+    "== 5. Backfill",
+    "== 6. Queries",
+    "== 7. Memory and disk",
+    "== Targets",
+)
+
+
+def test_benchmark_quick_run(database_url: str) -> None:
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick",
+         "--database-url", database_url, "--schema-prefix", "smoke"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    for heading in HEADINGS:
+        assert heading in completed.stdout, f"{heading!r} missing from:\n{completed.stdout}"
