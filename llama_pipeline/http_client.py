@@ -18,11 +18,17 @@ from urllib3.util.retry import Retry
 
 DEFAULT_POOLS_URL = "https://yields.llama.fi/pools"
 DEFAULT_PROTOCOLS_URL = "https://api.llama.fi/protocols"
+DEFAULT_CHART_URL = "https://yields.llama.fi/chart/{pool}"
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 
 class FetchError(RuntimeError):
     """A payload could not be fetched; the message names the URL, the status and the attempts."""
+
+    def __init__(self, message: str, status: int | None = None, body: bytes = b"") -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status, when a response came
+        self.body = body  # the start of that response's body
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +91,9 @@ class DefiLlamaClient(dg.ConfigurableResource):
     pools_url: str = Field(default=DEFAULT_POOLS_URL, description="URL of /pools (SOURCE_URL); file:// works.")
     protocols_url: str = Field(
         default=DEFAULT_PROTOCOLS_URL, description="URL of /protocols (PROTOCOLS_URL); file:// works."
+    )
+    chart_url: str = Field(
+        default=DEFAULT_CHART_URL, description="URL template of /chart/{pool} (CHART_URL), for history."
     )
     connect_timeout: float = Field(default=10.0, description="Seconds to establish a connection.")
     read_timeout: float = Field(default=60.0, description="Seconds to wait between bytes of the response.")
@@ -158,7 +167,9 @@ class DefiLlamaClient(dg.ConfigurableResource):
                 snippet = response.raw.read(300, decode_content=True) if response.raw else b""
                 raise FetchError(
                     f"GET {url} answered HTTP {response.status_code} after {attempt + history} attempt(s): "
-                    f"{snippet.decode('utf-8', 'replace').strip()[:200]!r}"
+                    f"{snippet.decode('utf-8', 'replace').strip()[:200]!r}",
+                    status=response.status_code,
+                    body=snippet,
                 )
             declared = response.headers.get("Content-Length")
             if declared and declared.isdigit() and int(declared) > self.max_bytes:

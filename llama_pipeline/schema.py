@@ -147,7 +147,7 @@ pool_snapshots = sa.Table(
     sa.Column("pool_id", pg.UUID(as_uuid=False), sa.ForeignKey("pools.pool_id"), primary_key=True),
     sa.Column("snapshot_date", sa.Date, primary_key=True, comment="UTC day the snapshot describes."),
     *(sa.Column(name, type_) for name, type_ in SNAPSHOT_METRICS.items()),
-    sa.Column("source", sa.Text, nullable=False, comment="Payload that filled the row ('pools')."),
+    sa.Column("source", sa.Text, nullable=False, comment="Payload that filled the row: 'pools' (/pools) or 'chart' (/chart history)."),
     sa.Column("extra", pg.JSONB, comment="Fields the API added that have no column yet, as sent."),
     sa.Index("ix_pool_snapshots_snapshot_date", "snapshot_date"),
     comment="One row per pool per day with every daily metric of /pools.",
@@ -165,6 +165,35 @@ rejects = sa.Table(
     sa.Column("record", sa.Text, nullable=False, comment="The record as JSON text (ASCII-escaped)."),
     sa.Index("ix_rejects_asset_partition_date", "asset", "partition_date"),
     comment="Records that could not be loaded, with the reason, per asset and day.",
+)
+
+raw_pool_charts = sa.Table(
+    "raw_pool_charts",
+    metadata,
+    sa.Column("pool_id", pg.UUID(as_uuid=False), primary_key=True, comment="Pool whose history this is."),
+    sa.Column("url", sa.Text, nullable=False, comment="URL fetched."),
+    sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False, comment="When the response arrived."),
+    sa.Column("http_status", sa.Integer, comment="HTTP status (NULL when no response came)."),
+    sa.Column("error", sa.Text, comment="Why the chart could not be used; NULL when it could."),
+    sa.Column("body", sa.LargeBinary, comment="The response body, byte for byte, gzip-compressed."),
+    sa.Column("size_bytes", sa.BigInteger, comment="Uncompressed body size in bytes."),
+    sa.Column("sha256", sa.Text, comment="SHA-256 of the uncompressed body."),
+    sa.Column("point_count", sa.Integer, comment="Daily points in the chart."),
+    sa.Column("first_day", sa.Date, comment="First day the chart covers."),
+    sa.Column("last_day", sa.Date, comment="Last day the chart covers."),
+    comment="The latest /chart/{pool} payload of each pool, kept losslessly, with failures and reasons.",
+)
+
+CHART_METRICS = ("tvl_usd", "apy", "apy_base", "apy_reward", "il_7d", "apy_base_7d")
+
+pool_chart_points = sa.Table(
+    "pool_chart_points",
+    metadata,
+    sa.Column("snapshot_date", sa.Date, primary_key=True, comment="UTC day of the point (the day's last)."),
+    sa.Column("pool_id", pg.UUID(as_uuid=False), primary_key=True, comment="Pool the point belongs to."),
+    *(sa.Column(name, sa.Float) for name in CHART_METRICS),
+    sa.Column("price_per_share", sa.Float),
+    comment="Each stored chart's daily points, one row per pool per day, for filling past snapshots.",
 )
 
 ALEMBIC_VERSION_TABLE = "llama_alembic_version"

@@ -97,8 +97,8 @@ def resources(warehouse: Warehouse, http: PayloadServer) -> dict:
         "warehouse": warehouse,
         "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
         "defillama": DefiLlamaClient(
-            pools_url=http.url("/pools"), protocols_url=http.url("/protocols"), backoff_factor=0.01, max_wait=0.2,
-            read_timeout=5,
+            pools_url=http.url("/pools"), protocols_url=http.url("/protocols"), chart_url=http.url("/chart/{pool}"),
+            backoff_factor=0.01, max_wait=0.2, read_timeout=5,
         ),
     }
 
@@ -112,13 +112,15 @@ def small_day() -> tuple[dict, list]:
 
 def all_assets() -> list[dg.AssetsDefinition]:
     from llama_pipeline.defs.ingestion.assets import raw_pools, raw_protocols
+    from llama_pipeline.defs.ingestion.charts import raw_pool_charts
     from llama_pipeline.defs.warehouse.assets import chains, pool_snapshots, pools, projects
 
-    return [raw_pools, raw_protocols, chains, projects, pools, pool_snapshots]
+    return [raw_pools, raw_protocols, raw_pool_charts, chains, projects, pools, pool_snapshots]
 
 
 def warehouse_assets() -> list[dg.AssetsDefinition]:
-    return all_assets()[2:]
+    """The assets built from stored payloads (no network): the dimensions and pool_snapshots."""
+    return all_assets()[3:]
 
 
 def archive_payloads(warehouse: Warehouse, day: dt.date, pools_payload: dict, protocols_payload: list) -> None:

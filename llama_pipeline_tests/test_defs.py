@@ -9,7 +9,7 @@ import sys
 import dagster as dg
 import pytest
 
-ASSETS = {"raw_pools", "raw_protocols", "chains", "projects", "pools", "pool_snapshots"}
+ASSETS = {"raw_pools", "raw_protocols", "raw_pool_charts", "chains", "projects", "pools", "pool_snapshots"}
 
 
 @pytest.fixture
@@ -26,9 +26,10 @@ def test_definitions_load_with_all_assets(defs):
     assert keys == ASSETS
     graph = defs.resolve_asset_graph()
     parents = {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys} for k in graph.get_all_asset_keys()}
-    assert parents["pools"] == {"raw_pools", "chains", "projects"}
-    assert parents["pool_snapshots"] == {"raw_pools", "pools"}
-    assert parents["chains"] == {"raw_pools", "raw_protocols"}
+    assert parents["pools"] == {"raw_pools", "chains", "projects", "raw_pool_charts"}
+    assert parents["pool_snapshots"] == {"raw_pools", "pools", "raw_pool_charts"}
+    assert parents["chains"] == {"raw_pools", "raw_protocols", "raw_pool_charts"}
+    assert parents["raw_pool_charts"] == {"raw_pools"}
 
 
 def test_every_asset_is_documented_daily_partitioned_and_typed(defs):

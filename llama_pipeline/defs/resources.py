@@ -7,7 +7,7 @@ import os
 
 import dagster as dg
 
-from llama_pipeline.http_client import DEFAULT_POOLS_URL, DEFAULT_PROTOCOLS_URL, DefiLlamaClient
+from llama_pipeline.http_client import DEFAULT_CHART_URL, DEFAULT_POOLS_URL, DEFAULT_PROTOCOLS_URL, DefiLlamaClient
 from llama_pipeline.io_manager import WarehouseIOManager
 from llama_pipeline.warehouse import Warehouse
 
@@ -30,6 +30,7 @@ def resources() -> dg.Definitions:
             "defillama": DefiLlamaClient(
                 pools_url=_env_or("SOURCE_URL", DEFAULT_POOLS_URL),
                 protocols_url=_env_or("PROTOCOLS_URL", DEFAULT_PROTOCOLS_URL),
+                chart_url=_env_or("CHART_URL", DEFAULT_CHART_URL),
             ),
         }
     )

@@ -227,9 +227,10 @@ class PayloadServer:
         """Route every path starting with ``prefix`` (e.g. ``/chart/``) to ``fn(path)``.
 
         ``fn`` gets the request path including any query string; returning ``None`` means 404.
-        Longer prefixes win.
+        Longer prefixes win; setting a prefix again replaces its handler.
         """
         with self._state.lock:
+            self._state.handlers = [h for h in self._state.handlers if h[0] != prefix]
             self._state.handlers.append((prefix, fn))
             self._state.handlers.sort(key=lambda h: -len(h[0]))
 

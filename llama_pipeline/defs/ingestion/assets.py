@@ -4,17 +4,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
 
-from llama_pipeline import raw_archive, schema
+from llama_pipeline import lineage, raw_archive, schema
 from llama_pipeline.http_client import DefiLlamaClient, FetchError
 from llama_pipeline.io_manager import ARCHIVE, table_metadata
 from llama_pipeline.partitions import DAILY, days_of, utc_today
 from llama_pipeline.payloads import Endpoint, PayloadError, RawPayload, decode_records
 from llama_pipeline.raw_archive import FetchedPayloads
 from llama_pipeline.warehouse import Warehouse
-
-
-class PastDayWithoutPayload(dg.Failure):
-    """A past day has no stored payload, and /pools can only describe today."""
 
 
 def _without_credentials(url: str) -> str:
@@ -28,27 +24,26 @@ def _without_credentials(url: str) -> str:
 def collect_payloads(
     context: dg.AssetExecutionContext, endpoint: Endpoint, url: str, client: DefiLlamaClient, warehouse: Warehouse
 ) -> dg.MaterializeResult:
-    """Fetch today's payload, keep stored payloads of past days, and refuse past days with none.
+    """Fetch today's payload and keep the stored payloads of past days.
 
-    DeFiLlama serves only the present, so a past day can be (re)built only from what was archived
-    that day; filling it with today's data would silently falsify history.
+    DeFiLlama serves only the present, so a past day is never fetched: filling it with today's data
+    would silently falsify history. A past day with no stored payload is left without one (and said
+    so); its snapshots come from the pools' chart history (``raw_pool_charts``) or, when there is none
+    either, ``pool_snapshots`` fails for that day saying what to do.
     """
     days = days_of(context.partition_time_window)
     today = utc_today()
     stored = raw_archive.stored_days(warehouse, endpoint, days)
     missing = [day for day in days if day != today and day not in stored]
+    fetched: list[RawPayload] = []
+    metadata: dict = {"endpoint": endpoint, "source_url": _without_credentials(url),
+                      "days_without_payload": len(missing)}
     if missing:
         shown = ", ".join(d.isoformat() for d in missing[:5]) + (" ..." if len(missing) > 5 else "")
-        raise PastDayWithoutPayload(
-            description=(
-                f"No /{endpoint} payload is stored for {len(missing)} past day(s): {shown}. "
-                f"/{endpoint} serves only the current state, so only today ({today.isoformat()}, UTC) can be "
-                "fetched; a past day is never filled with today's data. Materialize today's partition, or "
-                "backfill past days from DeFiLlama's history."
-            )
+        context.log.warning(
+            f"no /{endpoint} payload is stored for {len(missing)} past day(s) ({shown}) and /{endpoint} serves only "
+            f"today ({today.isoformat()} UTC): those days are not fetched; their snapshots come from chart history"
         )
-    fetched: list[RawPayload] = []
-    metadata: dict = {"endpoint": endpoint, "source_url": _without_credentials(url)}
     if today in days:
         try:
             response = client.fetch(url)
@@ -86,7 +81,8 @@ _COMMON = dict(
 )
 
 
-@dg.asset(metadata={**table_metadata(schema.raw_payloads, ARCHIVE), "endpoint": "pools"}, **_COMMON)
+@dg.asset(metadata={**table_metadata(schema.raw_payloads, ARCHIVE), "endpoint": "pools",
+                    **lineage.metadata_for("raw_pools")}, **_COMMON)
 def raw_pools(
     context: dg.AssetExecutionContext, defillama: DefiLlamaClient, warehouse: Warehouse
 ) -> dg.MaterializeResult:
@@ -98,7 +94,8 @@ def raw_pools(
     return collect_payloads(context, "pools", defillama.pools_url, defillama, warehouse)
 
 
-@dg.asset(metadata={**table_metadata(schema.raw_payloads, ARCHIVE), "endpoint": "protocols"}, **_COMMON)
+@dg.asset(metadata={**table_metadata(schema.raw_payloads, ARCHIVE), "endpoint": "protocols",
+                    **lineage.metadata_for("raw_protocols")}, **_COMMON)
 def raw_protocols(
     context: dg.AssetExecutionContext, defillama: DefiLlamaClient, warehouse: Warehouse
 ) -> dg.MaterializeResult:

@@ -5,13 +5,15 @@ import datetime as dt
 
 import dagster as dg
 
-from llama_pipeline import schema
+from llama_pipeline import history, lineage, schema
+from llama_pipeline.defs.ingestion.charts import raw_pool_charts
 from llama_pipeline.io_manager import REPLACE_PARTITION, UPSERT, table_metadata
 from llama_pipeline.partitions import DAILY
-from llama_pipeline.raw_archive import RawArchive
+from llama_pipeline.raw_archive import MissingPayload, RawArchive
 from llama_pipeline.transform.batches import DailyBatch, DailyBatches
 from llama_pipeline.transform.pools import parse_pools, snapshot_summary
 from llama_pipeline.transform.protocols import chain_rows, parse_protocols
+from llama_pipeline.warehouse import Warehouse
 
 _COMMON = dict(
     partitions_def=DAILY,
@@ -23,59 +25,95 @@ _COMMON = dict(
 )
 
 
-@dg.asset(metadata=table_metadata(schema.chains, UPSERT), **_COMMON)
-def chains(raw_pools: RawArchive, raw_protocols: RawArchive) -> dg.MaterializeResult:
+def _from_history(warehouse: Warehouse, table: str, day: dt.date) -> DailyBatch:
+    """A day with no stored /pools payload: the dimension rows its chart points name."""
+    with warehouse.connection() as conn:
+        rows = history.history_dimension_rows(conn, warehouse.schema_name, table, day)
+    return DailyBatch(day, rows, summary={"source": "chart"})
+
+
+@dg.asset(metadata={**table_metadata(schema.chains, UPSERT), **lineage.metadata_for("chains")},
+          deps=[raw_pool_charts], **_COMMON)
+def chains(raw_pools: RawArchive, raw_protocols: RawArchive, warehouse: Warehouse) -> dg.MaterializeResult:
     """One row per blockchain network under its canonical name, with every spelling that /pools and
     /protocols used for it (``BSC``/``Binance``, ``Gnosis``/``xDai`` ...) folded together by the alias
     map."""
 
     def build(day: dt.date) -> DailyBatch:
-        pools = parse_pools(raw_pools.load(day).records(), day)
+        try:
+            pools = parse_pools(raw_pools.load(day).records(), day)
+        except MissingPayload:
+            return _from_history(warehouse, "chains", day)
         protocols = parse_protocols(raw_protocols.load(day).records(), day)
         return DailyBatch(day, chain_rows(day, pools.chain_spellings, protocols.chain_spellings))
 
     return dg.MaterializeResult(value=DailyBatches(raw_pools.days, build))
 
 
-@dg.asset(metadata=table_metadata(schema.projects, UPSERT), **_COMMON)
-def projects(raw_protocols: RawArchive, raw_pools: RawArchive) -> dg.MaterializeResult:
+@dg.asset(metadata={**table_metadata(schema.projects, UPSERT), **lineage.metadata_for("projects")},
+          deps=[raw_pool_charts], **_COMMON)
+def projects(raw_protocols: RawArchive, raw_pools: RawArchive, warehouse: Warehouse) -> dg.MaterializeResult:
     """Every DeFiLlama protocol keyed by slug: identifiers, category, chains, audits, parent, descriptive
     metadata and TVL/market figures, plus a placeholder row for each project a pool names that
     /protocols lacks, so that every pool joins a project."""
 
     def build(day: dt.date) -> DailyBatch:
-        pool_projects = parse_pools(raw_pools.load(day).records(), day).projects
+        try:
+            pool_projects = parse_pools(raw_pools.load(day).records(), day).projects
+        except MissingPayload:
+            return _from_history(warehouse, "projects", day)
         parsed = parse_protocols(raw_protocols.load(day).records(), day, pool_projects)
         return DailyBatch(day, parsed.projects, parsed.rejects)
 
     return dg.MaterializeResult(value=DailyBatches(raw_protocols.days, build))
 
 
-@dg.asset(metadata=table_metadata(schema.pools, UPSERT), deps=[chains, projects], **_COMMON)
-def pools(raw_pools: RawArchive) -> dg.MaterializeResult:
+@dg.asset(metadata={**table_metadata(schema.pools, UPSERT), **lineage.metadata_for("pools")},
+          deps=[chains, projects, raw_pool_charts], **_COMMON)
+def pools(raw_pools: RawArchive, warehouse: Warehouse) -> dg.MaterializeResult:
     """One row per yield pool (by DeFiLlama's stable pool id): chain, project, symbol, pool_meta,
     exposure, IL risk, stablecoin flag, underlying and reward tokens, and the first and last day seen.
     Attributes are those of the newest day loaded."""
 
     def build(day: dt.date) -> DailyBatch:
-        parsed = parse_pools(raw_pools.load(day).records(), day)
+        try:
+            parsed = parse_pools(raw_pools.load(day).records(), day)
+        except MissingPayload:
+            return _from_history(warehouse, "pools", day)
         return DailyBatch(day, parsed.pools, parsed.rejects)
 
     return dg.MaterializeResult(value=DailyBatches(raw_pools.days, build))
 
 
 @dg.asset(
-    metadata=table_metadata(schema.pool_snapshots, REPLACE_PARTITION, partition_expr="snapshot_date"),
-    deps=[pools],
+    metadata={**table_metadata(schema.pool_snapshots, REPLACE_PARTITION, partition_expr="snapshot_date"),
+              **lineage.metadata_for("pool_snapshots")},
+    deps=[pools, raw_pool_charts],
     **_COMMON,
 )
-def pool_snapshots(raw_pools: RawArchive) -> dg.MaterializeResult:
+def pool_snapshots(raw_pools: RawArchive, warehouse: Warehouse) -> dg.MaterializeResult:
     """One row per pool per day with every daily metric of /pools: TVL, APY and its parts, APY changes,
     7- and 30-day figures, volumes, mu/sigma/count, outlier flag and DeFiLlama's prediction. A day is
-    replaced as a whole when re-materialized."""
+    replaced as a whole when re-materialized. A past day without a stored /pools payload is filled from
+    the pools' chart history (TVL and APY figures; the columns a chart lacks stay NULL)."""
 
     def build(day: dt.date) -> DailyBatch:
-        parsed = parse_pools(raw_pools.load(day).records(), day)
-        return DailyBatch(day, parsed.snapshots, parsed.rejects, snapshot_summary(parsed.snapshots))
+        try:
+            parsed = parse_pools(raw_pools.load(day).records(), day)
+        except MissingPayload as missing:
+            with warehouse.connection() as conn:
+                rows = history.chart_snapshots(conn, warehouse.schema_name, day)
+            if rows.empty:
+                raise dg.Failure(
+                    description=f"{day.isoformat()} has neither a stored /pools payload nor stored chart history, "
+                    "and /pools serves only today: a past day is never filled with today's data. Materialize "
+                    "raw_pool_charts for this day (with the rest of the graph) to fill it from DeFiLlama's "
+                    "per-pool history."
+                ) from missing
+            summary = {**snapshot_summary(rows), "source": "chart",
+                       "columns_not_in_chart": ", ".join(history.NOT_IN_CHART)}
+            return DailyBatch(day, rows, summary=summary)
+        summary = {**snapshot_summary(parsed.snapshots), "source": "pools"}
+        return DailyBatch(day, parsed.snapshots, parsed.rejects, summary)
 
     return dg.MaterializeResult(value=DailyBatches(raw_pools.days, build))

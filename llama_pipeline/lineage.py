@@ -1,0 +1,198 @@
+"""Column lineage: which upstream column each asset's columns come from.
+
+The raw assets store whole HTTP payloads (table ``raw_payloads``), so their column schema describes the
+fields of one API record instead: ``tvlUsd``, ``apy``, ``pool``, ``chain`` ... The dimension and fact
+assets map back to those fields (taken from the transform modules' own field maps, so lineage cannot
+drift from the code that parses), and the analytics views map back to the warehouse tables.
+
+``metadata_for(asset)`` is what an asset definition adds to its metadata: ``dagster/column_lineage``
+(and, for the raw assets, ``dagster/column_schema`` of the API record plus ``archive_schema`` of the
+table that stores it).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from llama_pipeline import coerce, schema
+from llama_pipeline.transform import pools as pools_transform
+from llama_pipeline.transform import protocols as protocols_transform
+
+RAW_POOLS, RAW_PROTOCOLS, RAW_POOL_CHARTS = "raw_pools", "raw_protocols", "raw_pool_charts"
+CHAINS, PROJECTS, POOLS, POOL_SNAPSHOTS = "chains", "projects", "pools", "pool_snapshots"
+
+Dep = tuple[str, str]  # (asset, column)
+
+# --------------------------------------------------------------------------------------------------
+# The API records the raw assets carry.
+
+_JSON_TYPE = {
+    coerce.number: "number",
+    coerce.integer: "integer",
+    coerce.boolean: "boolean",
+    coerce.text: "string",
+    coerce.text_list: "array<string>",
+    coerce.timestamp_from_epoch: "number (epoch seconds)",
+    coerce.day: "date",
+    protocols_transform._canonical_chains: "array<string>",
+    protocols_transform._json_object: "object",
+}
+
+_POOL_FIELDS: dict[str, tuple[str, object]] = {
+    "pool": ("pool_id", coerce.text),
+    "chain": ("chain", coerce.text),
+    "project": ("project", coerce.text),
+    **{field: spec for field, spec in pools_transform._POOL_ATTRIBUTES.items()},
+    **{field: spec for field, spec in pools_transform._METRICS.items()},
+    **{f"predictions.{field}": spec for field, spec in pools_transform._PREDICTIONS.items()},
+}
+_POOL_DESCRIPTIONS = {
+    "pool": "Pool id (UUID), stable across days.",
+    "chain": "Chain as /pools spells it (canonicalized by the alias map).",
+    "project": "Project slug; joins /protocols' slug.",
+    "tvlUsd": "Total value locked, USD.",
+    "apy": "Total APY, percent (apyBase + apyReward).",
+    "apyBase": "Base APY from fees/interest, percent.",
+    "apyReward": "Reward-token APY, percent.",
+}
+
+_PROTOCOL_FIELDS: dict[str, tuple[str, object]] = {
+    "slug": ("slug", coerce.text),
+    **{field: spec for field, spec in protocols_transform._COLUMNS.items()},
+}
+_PROTOCOL_DESCRIPTIONS = {
+    "slug": "Protocol slug, the key of projects.",
+    "chains": "Chains the protocol is deployed on, as /protocols spells them.",
+    "chainTvls": "TVL per chain (object).",
+}
+
+
+def _field_type(convert: object) -> str:
+    return _JSON_TYPE.get(convert, "string")
+
+
+def _api_schema(fields: dict[str, tuple[str, object]], descriptions: dict[str, str], table: str) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=field,
+                type=_field_type(convert),
+                description=(descriptions.get(field, "") + f" Loaded into {table}.{column}.").strip(),
+            )
+            for field, (column, convert) in fields.items()
+        ]
+    )
+
+
+RAW_POOLS_SCHEMA = _api_schema(_POOL_FIELDS, _POOL_DESCRIPTIONS, "pools/pool_snapshots")
+RAW_PROTOCOLS_SCHEMA = _api_schema(_PROTOCOL_FIELDS, _PROTOCOL_DESCRIPTIONS, "projects")
+
+# --------------------------------------------------------------------------------------------------
+# Column -> upstream columns, per asset.
+
+_POOL_ATTRIBUTE_COLUMNS = [column for column, _ in pools_transform._POOL_ATTRIBUTES.values()]
+_SEEN = (schema.FIRST_SEEN, schema.LAST_SEEN)
+
+
+def _warehouse_lineage() -> dict[str, dict[str, list[Dep]]]:
+    by_column = {column: field for field, (column, _) in _POOL_FIELDS.items()}
+    chains = {
+        "name": [(RAW_POOLS, "chain"), (RAW_PROTOCOLS, "chains")],
+        "aliases": [(RAW_POOLS, "chain"), (RAW_PROTOCOLS, "chains")],
+    }
+    projects = {"slug": [(RAW_PROTOCOLS, "slug"), (RAW_POOLS, "project")]}
+    projects.update({column: [(RAW_PROTOCOLS, field)] for field, (column, _) in protocols_transform._COLUMNS.items()})
+    projects["listed_in_protocols"] = [(RAW_PROTOCOLS, "slug")]
+    pools = {
+        "pool_id": [(RAW_POOLS, "pool"), (RAW_POOL_CHARTS, "pool_id")],
+        "chain": [(RAW_POOLS, "chain")],
+        "project": [(RAW_POOLS, "project")],
+        **{column: [(RAW_POOLS, by_column[column])] for column in _POOL_ATTRIBUTE_COLUMNS},
+    }
+    snapshots: dict[str, list[Dep]] = {"pool_id": [(RAW_POOLS, "pool"), (RAW_POOL_CHARTS, "pool_id")]}
+    for column in schema.SNAPSHOT_METRICS:
+        snapshots[column] = [(RAW_POOLS, by_column[column])]
+        if column in schema.CHART_METRICS:  # days filled from history parse the archived chart body
+            snapshots[column].append((RAW_POOL_CHARTS, "body"))
+    return {CHAINS: chains, PROJECTS: projects, POOLS: pools, POOL_SNAPSHOTS: snapshots}
+
+
+def _same(asset: str, *columns: str) -> dict[str, list[Dep]]:
+    return {column: [(asset, column)] for column in columns}
+
+
+_SNAPSHOT_COLUMNS = [*schema.SNAPSHOT_METRICS, "source"]
+_STATS = {
+    "pool_count": [(POOL_SNAPSHOTS, "pool_id")],
+    "total_tvl_usd": [(POOL_SNAPSHOTS, "tvl_usd")],
+    "stablecoin_tvl_usd": [(POOL_SNAPSHOTS, "tvl_usd"), (POOLS, "stablecoin")],
+    "mean_apy": [(POOL_SNAPSHOTS, "apy")],
+    "median_apy": [(POOL_SNAPSHOTS, "apy")],
+    "tvl_weighted_apy": [(POOL_SNAPSHOTS, "apy"), (POOL_SNAPSHOTS, "tvl_usd")],
+    "max_apy": [(POOL_SNAPSHOTS, "apy")],
+    "outlier_count": [(POOL_SNAPSHOTS, "outlier")],
+}
+_APY = [(POOL_SNAPSHOTS, "apy")]
+
+ANALYTICS_LINEAGE: dict[str, dict[str, list[Dep]]] = {
+    "pool_latest": {
+        **_same(POOLS, "pool_id", "chain", "project", *_POOL_ATTRIBUTE_COLUMNS, *_SEEN),
+        "project_name": [(PROJECTS, "name")],
+        "project_category": [(PROJECTS, "category")],
+        "snapshot_date": [(POOL_SNAPSHOTS, "snapshot_date")],
+        "is_current": [(POOL_SNAPSHOTS, "snapshot_date")],
+        **_same(POOL_SNAPSHOTS, *_SNAPSHOT_COLUMNS),
+    },
+    "pool_apy_rolling": {
+        **_same(POOL_SNAPSHOTS, "pool_id", "snapshot_date", "tvl_usd", "apy"),
+        **{f"apy_{stat}_{window}": _APY for stat in ("avg", "stddev", "days") for window in ("7d", "30d")},
+    },
+    "chain_daily_stats": {
+        "snapshot_date": [(POOL_SNAPSHOTS, "snapshot_date")],
+        "chain": [(POOLS, "chain")],
+        **_STATS,
+    },
+    "project_daily_stats": {
+        "snapshot_date": [(POOL_SNAPSHOTS, "snapshot_date")],
+        "project": [(POOLS, "project"), (PROJECTS, "slug")],
+        "project_name": [(PROJECTS, "name")],
+        "project_category": [(PROJECTS, "category")],
+        "chain_count": [(POOLS, "chain")],
+        **_STATS,
+    },
+    "pool_apy_stats": {
+        "pool_id": [(POOL_SNAPSHOTS, "pool_id")],
+        **_same(POOLS, "chain", "project", "symbol", "pool_meta", "stablecoin"),
+        "as_of_date": [(POOL_SNAPSHOTS, "snapshot_date")],
+        "apy": _APY,
+        "tvl_usd": [(POOL_SNAPSHOTS, "tvl_usd")],
+        **{name: _APY for name in ("apy_avg_7d", "apy_stddev_7d", "apy_days_7d", "apy_avg_30d", "apy_stddev_30d",
+                                   "apy_min_30d", "apy_max_30d", "apy_days_30d")},
+        "tvl_avg_30d": [(POOL_SNAPSHOTS, "tvl_usd")],
+    },
+}
+
+LINEAGE: dict[str, dict[str, list[Dep]]] = {**_warehouse_lineage(), **ANALYTICS_LINEAGE}
+
+
+def column_lineage(asset: str) -> dg.TableColumnLineage:
+    """The asset's ``dagster/column_lineage``."""
+    return dg.TableColumnLineage(
+        deps_by_column={
+            column: [dg.TableColumnDep(asset_key=dg.AssetKey(upstream), column_name=name) for upstream, name in deps]
+            for column, deps in LINEAGE[asset].items()
+        }
+    )
+
+
+def metadata_for(asset: str) -> dict:
+    """Definition metadata an asset adds for lineage: its column lineage, or for a raw asset the column
+    schema of the API record it carries (the table storing it is described under ``archive_schema``)."""
+    if asset in (RAW_POOLS, RAW_PROTOCOLS):
+        from llama_pipeline.io_manager import column_schema
+
+        return {
+            "dagster/column_schema": RAW_POOLS_SCHEMA if asset == RAW_POOLS else RAW_PROTOCOLS_SCHEMA,
+            "archive_schema": column_schema(schema.raw_payloads),
+        }
+    return {"dagster/column_lineage": column_lineage(asset)}
