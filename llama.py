@@ -5,6 +5,7 @@
     python3 llama.py test [pytest args]        run the test suite (default: llama_pipeline_tests)
     python3 llama.py ui [dagster dev args]     Dagster UI + daemon (schedules) on http://127.0.0.1:3000
     python3 llama.py db start|stop|wipe|url    the embedded PostgreSQL server in .llama/pgdata
+    python3 llama.py dagster [args]            the dagster CLI on the same instance and warehouse
 
 Every command first makes sure .venv exists and holds exactly requirements.lock (reinstalling only
 when the lock or pyproject.toml changed) and loads .env if present (variables already set in the
@@ -388,6 +389,13 @@ def cmd_db(args: list[str]) -> int:
     return 0
 
 
+def cmd_dagster(args: list[str]) -> int:
+    """The dagster CLI against the same instance and warehouse as `run` and `ui` (runs show in the UI)."""
+    ensure_venv()
+    setup_env()
+    return _foreground([str(venv_bin("dagster")), *args])
+
+
 def _foreground(cmd: list[str]) -> int:
     proc = subprocess.Popen([str(c) for c in cmd], cwd=ROOT, env=venv_env())
     while True:
@@ -397,7 +405,7 @@ def _foreground(cmd: list[str]) -> int:
             continue  # the child got the same Ctrl-C; wait for it to finish cleaning up
 
 
-COMMANDS = {"run": cmd_run, "test": cmd_test, "ui": cmd_ui, "db": cmd_db}
+COMMANDS = {"run": cmd_run, "test": cmd_test, "ui": cmd_ui, "db": cmd_db, "dagster": cmd_dagster}
 
 
 def main(argv: list[str]) -> int:
