@@ -407,16 +407,19 @@ def dlt_once(url: str, dataset: str, server: PayloadServer, day: dt.date, file_f
 # -- 5. backfill instrumentation --------------------------------------------------------------------
 
 class _DayTimer:
-    """Wrap ``DailyBatches.__iter__`` (in this process only) to time each day's build + write.
+    """Wrap ``DailyBatches.__iter__`` (in this process only) to time each day's build and write.
 
-    The IO manager asks for day N+1's batch right after writing day N inside its one transaction, so the
-    time between consecutive batch requests is that day's parse and write for that asset. Times are
-    summed per day over the assets; the first day of each asset also carries its setup (lock, DELETE,
-    temp table), the last its final count and the commit is not included.
+    Assets return ``DailyBatches`` whose batches are built lazily *inside* the IO manager's
+    ``handle_output``, so its ``write_seconds`` includes parsing. Here the time spent producing a batch
+    (``build``: loading the payload, decoding, parsing) is told apart from the time until the IO manager
+    asks for the next one (``write``: COPY text, COPY, upsert, rejects). The asset is named by the build
+    closure (``chains.<locals>.build``). The asset's setup before the first batch (lock, DELETE, temp table)
+    and its final count and commit fall outside both.
     """
 
     def __init__(self) -> None:
         self.per_day: dict[dt.date, float] = {}
+        self.per_asset: dict[str, dict[str, float]] = {}
         self._original = batches_module.DailyBatches.__iter__
 
     def __enter__(self) -> _DayTimer:
@@ -424,6 +427,8 @@ class _DayTimer:
         original = self._original
 
         def timed_iter(batches_self) -> Iterator:
+            asset = getattr(batches_self.build, "__qualname__", "?").split(".")[0]
+            figures = timer.per_asset.setdefault(asset, {"build": 0.0, "write": 0.0})
             iterator = original(batches_self)
             while True:
                 started = time.perf_counter()
@@ -431,9 +436,13 @@ class _DayTimer:
                     batch = next(iterator)
                 except StopIteration:
                     return
+                built = time.perf_counter()
                 yield batch
                 # control comes back here when the IO manager asks for the next batch
-                timer.per_day[batch.day] = timer.per_day.get(batch.day, 0.0) + time.perf_counter() - started
+                done = time.perf_counter()
+                figures["build"] += built - started
+                figures["write"] += done - built
+                timer.per_day[batch.day] = timer.per_day.get(batch.day, 0.0) + done - started
 
         batches_module.DailyBatches.__iter__ = timed_iter
         return self
@@ -614,8 +623,12 @@ class Bench:
             fresh_schema(self.url, schema_name)
         resources = make_resources(self.url, schema_name, server)
         gc.collect()
-        seconds, result = timed(lambda: materialize(self.assets, resources, day=day))
-        return {"total": seconds, "steps": step_figures(result)}
+        with _DayTimer() as timer:
+            seconds, result = timed(lambda: materialize(self.assets, resources, day=day))
+        steps = step_figures(result)
+        for name, figures in timer.per_asset.items():
+            steps.setdefault(name, {}).update(build=figures["build"], copy_upsert=figures["write"])
+        return {"total": seconds, "steps": steps}
 
     # 1 + 2 + 4
     def one_day(self, server: PayloadServer, payloads: Payloads) -> None:
@@ -778,17 +791,20 @@ def report(results: dict, args: argparse.Namespace) -> list[tuple[str, float, fl
         rows.append([name, fmt(one["cold"]["steps"].get(name, {}).get("step")),
                      fmt(one["cold"]["steps"].get(name, {}).get("write")),
                      fmt(step_median(one["warm"], name, "step")), fmt(step_median(one["warm"], name, "write")),
+                     fmt(step_median(one["warm"], name, "build")), fmt(step_median(one["warm"], name, "copy_upsert")),
                      fmt(step_median(one["again"], name, "step")), fmt(step_median(one["again"], name, "write"))])
     again_total = median([r["total"] for r in one["again"]])
-    rows.append(["whole run (dg.materialize)", fmt(one["cold"]["total"]), "", fmt(warm_total), "",
+    rows.append(["whole run (dg.materialize)", fmt(one["cold"]["total"]), "", fmt(warm_total), "", "", "",
                  fmt(again_total), ""])
     write_warm = sum(step_median(one["warm"], n, "write") for n in TABLES)
-    rows.append(["IO manager writes, 4 tables", "", fmt(sum(one["cold"]["steps"].get(n, {}).get("write", 0)
-                                                            for n in TABLES)),
-                 "", fmt(write_warm), "", fmt(sum(step_median(one["again"], n, "write") for n in TABLES))])
+    copy_upsert_warm = sum(step_median(one["warm"], n, "copy_upsert") for n in TABLES)
+    rows.append(["4 tables", "", fmt(sum(one["cold"]["steps"].get(n, {}).get("write", 0) for n in TABLES)),
+                 "", fmt(write_warm), fmt(sum(step_median(one["warm"], n, "build") for n in TABLES)),
+                 fmt(copy_upsert_warm), "", fmt(sum(step_median(one["again"], n, "write") for n in TABLES))])
     table(f"1. One day ({args.pools:,} pools, {args.protocols:,} protocols): whole graph in-process, per asset "
           f"(median of {args.reps} warm reps)",
-          ["asset", "cold step", "cold write", "warm step", "warm write", "same day again step", "again write"],
+          ["asset", "cold step", "cold write_seconds", "warm step", "warm write_seconds", "= build (parse)",
+           "+ COPY/upsert", "same day again step", "again write_seconds"],
           rows)
 
     floors = results["floor"]
@@ -799,7 +815,10 @@ def report(results: dict, args: argparse.Namespace) -> list[tuple[str, float, fl
            ["serialize (COPY text)", fmt(floor["serialize"])], ["COPY", fmt(floor["copy"])],
            ["write = serialize + COPY + commit", fmt(floor["write"])], ["total", fmt(floor["total"])],
            ["rows", f"{floors[0]['rows']:,}"]])
-    check("write path / floor write", write_warm / floor["write"], *TARGETS["write path / floor write"])
+    print("(write_seconds is the IO manager's figure; it includes building the lazy DailyBatches, i.e. loading and"
+          " parsing the payload; 'COPY/upsert' is write_seconds without that build, timed in this process)")
+    check("write path / floor write", copy_upsert_warm / floor["write"], *TARGETS["write path / floor write"])
+    check("(info) write_seconds incl. parse / floor parse+write", write_warm / (floor["write"] + floor["parse"]), 2.0, "le")
     check("whole materialization / floor", warm_total / floor["total"], *TARGETS["whole materialization / floor"])
 
     rbr = median([r["total"] for r in results["row_by_row"]])
