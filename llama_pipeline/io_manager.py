@@ -118,6 +118,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             ) from None
         stats["write_seconds"] = round(time.perf_counter() - started, 3)
         stats["dagster/table_name"] = f"{self.warehouse.schema_name}.{table.name}"
+        stats["dagster/column_schema"] = column_schema(table)
         context.add_output_metadata(stats)
 
     def _archive(self, obj: FetchedPayloads) -> dict:
@@ -143,6 +144,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         asset = context.asset_key.to_user_string()
         columns = list(table.columns)
         rows = inserted = updated = rejected = 0
+        sources: dict[str, int] = {}  # days filled from each payload, for range runs
         last: DailyBatch | None = None
         with self.warehouse.connection() as conn, conn.cursor() as cur:
             self._lock(conn, table)
@@ -186,6 +188,9 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                     )
                 rows += len(frame)
                 rejected += len(batch.rejects)
+                source = batch.summary.get("source")
+                if source:
+                    sources[source] = sources.get(source, 0) + 1
                 last = batch
             cur.execute(f"SELECT count(*) FROM {self._qualified(table.name)}")
             table_rows = cur.fetchone()[0]
@@ -201,6 +206,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         else:
             stats["updated"] = updated
             stats["unchanged"] = rows - inserted - updated
+        stats.update({f"days_from_{source}": count for source, count in sorted(sources.items())})
         if last is not None:
             stats.update(last.summary)
             if len(last.rows):

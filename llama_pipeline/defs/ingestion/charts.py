@@ -10,6 +10,7 @@ from llama_pipeline.http_client import DefiLlamaClient
 from llama_pipeline.io_manager import column_schema
 from llama_pipeline.partitions import DAILY, days_of
 from llama_pipeline.warehouse import Warehouse
+from llama_pipeline.warehouse_lock import quote_ident
 
 from .assets import raw_pools
 
@@ -82,8 +83,8 @@ def raw_pool_charts(
     )
     with warehouse.connection() as conn, conn.cursor() as cur:
         cur.execute(
-            f'SELECT count(*) FILTER (WHERE error IS NULL), count(*) FILTER (WHERE error IS NOT NULL), '
-            f'coalesce(sum(point_count), 0) FROM "{warehouse.schema_name}".raw_pool_charts '
+            "SELECT count(*) FILTER (WHERE error IS NULL), count(*) FILTER (WHERE error IS NOT NULL), "
+            f"coalesce(sum(point_count), 0) FROM {quote_ident(warehouse.schema_name)}.raw_pool_charts "
             "WHERE pool_id = ANY(%s::uuid[])",
             (selected,),
         )
