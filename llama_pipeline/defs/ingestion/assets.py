@@ -1,5 +1,6 @@
 """The two HTTP payloads, archived losslessly per day in ``raw_payloads``."""
 
+import os
 from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
@@ -50,7 +51,10 @@ def collect_payloads(
             records = decode_records(endpoint, response.body, _without_credentials(url))
         except (FetchError, PayloadError) as error:
             # A Failure puts the reason at the top of the run's page instead of under a stack trace.
-            raise dg.Failure(description=f"{error} Nothing was written for {today.isoformat()}.") from error
+            # Only a fetch that ran out of attempts is worth the RetryPolicy's later retries; a payload
+            # that arrived whole but is unusable would fail the same way again.
+            raise dg.Failure(description=f"{error} Nothing was written for {today.isoformat()}.",
+                             allow_retries=isinstance(error, FetchError)) from error
         fetched.append(
             RawPayload(endpoint, today, _without_credentials(url), response.fetched_at, response.status,
                        response.content_type, response.body, len(records))
@@ -71,9 +75,20 @@ def collect_payloads(
     return dg.MaterializeResult(value=FetchedPayloads(endpoint, tuple(fetched), kept), metadata=metadata)
 
 
+# An outage longer than the HTTP client's own retries (about two minutes): retry the step after about
+# delay, 3x delay and 7x delay seconds (exponential, +/- delay of jitter). LLAMA_FETCH_RETRY_DELAY
+# (default 30 s) is read when the definitions load.
+FETCH_RETRY_POLICY = dg.RetryPolicy(
+    max_retries=3,
+    delay=float(os.environ.get("LLAMA_FETCH_RETRY_DELAY") or 30),
+    backoff=dg.Backoff.EXPONENTIAL,
+    jitter=dg.Jitter.PLUS_MINUS,
+)
+
 _COMMON = dict(
     partitions_def=DAILY,
     group_name="ingestion",
+    retry_policy=FETCH_RETRY_POLICY,
     kinds={"python", "postgres"},
     io_manager_key="warehouse_io_manager",
     backfill_policy=dg.BackfillPolicy.single_run(),

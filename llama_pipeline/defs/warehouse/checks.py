@@ -1,0 +1,157 @@
+"""Asset checks on the warehouse tables, stored per day.
+
+Blocking (ERROR; assets downstream of a failed check do not run): the payload's records add up to
+rows loaded plus rejects; keys are unique; every pool joins a chain and a project (and every snapshot a
+pool). Warnings (WARN): APY/TVL out of range, pool projects missing from /protocols, chains outside the
+alias map, rejects above a threshold. Freshness: the newest stored day is at most ~36 hours old,
+checked by every run and every six hours by ``freshness_checks_schedule``.
+"""
+
+import datetime as dt
+from typing import Optional
+
+import dagster as dg
+from pydantic import Field
+
+from llama_pipeline import quality
+from llama_pipeline.defs.ingestion.checks import run_days
+from llama_pipeline.partitions import DAILY
+from llama_pipeline.warehouse import Warehouse
+
+from .assets import chains, pool_snapshots, pools, projects
+
+WARN = dg.AssetCheckSeverity.WARN
+
+
+# -- blocking ------------------------------------------------------------------------------------
+
+def _counts_add_up(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
+    name = asset.key.to_user_string()
+
+    @dg.asset_check(asset=asset, name="counts_add_up", blocking=True, partitions_def=DAILY,
+                    description=f"Blocking: every record of the day's payload is a row of {name} or a reject "
+                    "(record_count == rows loaded + rejects, key by key). Days filled from chart history "
+                    "have no payload and are skipped.")
+    def check(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+        return run_days(context, warehouse, lambda db, day: quality.counts_add_up(db, name, day))
+
+    return check
+
+
+def _keys_unique(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
+    name = asset.key.to_user_string()
+
+    @dg.asset_check(asset=asset, name="keys_unique", blocking=True, partitions_def=DAILY,
+                    description=f"Blocking: no duplicate or NULL key among the rows of {name} seen on the day.")
+    def check(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+        return run_days(context, warehouse, lambda db, day: quality.keys_unique(db, name, day))
+
+    return check
+
+
+projects_counts_add_up = _counts_add_up(projects)
+pools_counts_add_up = _counts_add_up(pools)
+pool_snapshots_counts_add_up = _counts_add_up(pool_snapshots)
+chains_keys_unique = _keys_unique(chains)
+projects_keys_unique = _keys_unique(projects)
+pools_keys_unique = _keys_unique(pools)
+pool_snapshots_keys_unique = _keys_unique(pool_snapshots)
+
+
+@dg.asset_check(asset=pools, blocking=True, partitions_def=DAILY)
+def pools_join_chain_and_project(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+    """Blocking: every pool seen on the day joins a row of chains and a row of projects."""
+    return run_days(context, warehouse, quality.pools_join)
+
+
+@dg.asset_check(asset=pool_snapshots, blocking=True, partitions_def=DAILY)
+def snapshots_join_pools(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+    """Blocking: every snapshot of the day joins a row of pools."""
+    return run_days(context, warehouse, quality.snapshots_join)
+
+
+# -- warnings ------------------------------------------------------------------------------------
+
+@dg.asset_check(asset=pool_snapshots, partitions_def=DAILY)
+def values_in_range(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+    """Warning: APY below 0 or above 1e6, or TVL negative, in the day's snapshots (loaded as sent)."""
+    return run_days(context, warehouse, quality.values_in_range, WARN)
+
+
+@dg.asset_check(asset=pools, partitions_def=DAILY)
+def pool_projects_listed(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+    """Warning: projects named by the day's pools that /protocols lacks (they get placeholder rows)."""
+    return run_days(context, warehouse, quality.placeholder_projects, WARN)
+
+
+@dg.asset_check(asset=chains, partitions_def=DAILY)
+def chains_in_alias_map(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+    """Warning: chains of the day that the alias map does not know (loaded under their own spelling,
+    so a new spelling of a known chain would split it), and names that differ only in spelling."""
+    return run_days(context, warehouse, quality.chains_known, WARN)
+
+
+class RejectsConfig(dg.Config):
+    max_fraction: Optional[float] = Field(
+        default=None, description="Warn above this fraction of rejected records (default: "
+        "LLAMA_MAX_REJECT_FRACTION, else 0.01).")
+
+
+def _rejects_within(asset: dg.AssetsDefinition, endpoint: str) -> dg.AssetChecksDefinition:
+    name = asset.key.to_user_string()
+
+    @dg.asset_check(asset=asset, name="rejects_within_threshold", partitions_def=DAILY,
+                    description=f"Warning: more of the day's /{endpoint} records rejected by {name} than the "
+                    "threshold (LLAMA_MAX_REJECT_FRACTION, default 1%).")
+    def check(context: dg.AssetCheckExecutionContext, config: RejectsConfig, warehouse: Warehouse) -> dg.AssetCheckResult:
+        fraction = config.max_fraction if config.max_fraction is not None else quality.max_reject_fraction()
+        return run_days(context, warehouse, lambda db, day: quality.rejects_within(db, name, endpoint, day, fraction),
+                        WARN)
+
+    return check
+
+
+pool_snapshots_rejects = _rejects_within(pool_snapshots, "pools")
+projects_rejects = _rejects_within(projects, "protocols")
+
+
+# -- freshness -----------------------------------------------------------------------------------
+
+class FreshnessConfig(dg.Config):
+    max_age_hours: Optional[float] = Field(
+        default=None, description="Hours after its end that the newest stored day stays fresh (default: "
+        "LLAMA_FRESHNESS_HOURS, else 36).")
+
+
+@dg.asset_check(asset=pool_snapshots)
+def pool_snapshots_fresh(
+    context: dg.AssetCheckExecutionContext, config: FreshnessConfig, warehouse: Warehouse
+) -> dg.AssetCheckResult:
+    """Freshness: the newest day stored in pool_snapshots ended at most ~36 hours ago
+    (LLAMA_FRESHNESS_HOURS). Judged on the table users query, not on Dagster's run history, so a
+    backfill of an old day cannot make a stale warehouse look fresh."""
+    hours = config.max_age_hours if config.max_age_hours is not None else quality.freshness_hours()
+    with warehouse.connection() as conn:
+        verdict = quality.freshness(quality.Warehouse(conn, warehouse.schema_name), dt.datetime.now(dt.timezone.utc),
+                                    hours)
+    return dg.AssetCheckResult(passed=verdict.passed, description=verdict.description, metadata=verdict.metadata)
+
+
+freshness_checks_job = dg.define_asset_job(
+    "freshness_checks", selection=dg.AssetSelection.checks(pool_snapshots_fresh),
+    description="Evaluates the freshness of pool_snapshots without materializing anything.",
+)
+
+freshness_checks_schedule = dg.ScheduleDefinition(
+    name="freshness_checks_schedule", job=freshness_checks_job, cron_schedule="0 */6 * * *",
+    execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every six hours: is the newest stored day of pool_snapshots at most ~36 hours old?",
+)
+
+
+# Re-judge stored days (one day or a range, e.g. after a threshold change) without rewriting anything.
+daily_checks_job = dg.define_asset_job(
+    "daily_checks",
+    selection=dg.AssetSelection.all_asset_checks() - dg.AssetSelection.checks(pool_snapshots_fresh),
+    description="Runs every daily asset check for a day or a range of days, materializing nothing.",
+)
