@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import datetime as dt
 import random
@@ -41,19 +42,35 @@ class HttpResponse:
     attempts: int
 
 
+# When the current fetch must give up (time.monotonic()), so that urllib3's own retries respect the
+# client's max_total_seconds too, not only the outer loop; and the attempts urllib3 made so far.
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("llama_fetch_deadline", default=None)
+_URLLIB3_ATTEMPTS: contextvars.ContextVar[int] = contextvars.ContextVar("llama_fetch_attempts", default=0)
+
+
+def _remaining() -> float:
+    deadline = _DEADLINE.get()
+    return float("inf") if deadline is None else max(0.0, deadline - time.monotonic())
+
+
 class _BoundedRetry(Retry):
     """urllib3's Retry with full jitter and a ceiling on any single wait, ``Retry-After`` included, so a
-    server asking for an hour's pause cannot stall a run for an hour."""
+    server asking for an hour's pause cannot stall a run for an hour; it also stops at the fetch's
+    deadline (``max_total_seconds``)."""
 
     max_wait: float = 60.0
 
     def get_backoff_time(self) -> float:
         base = super().get_backoff_time()
-        return min(self.max_wait, random.uniform(base / 2, base)) if base else 0.0
+        return min(self.max_wait, _remaining(), random.uniform(base / 2, base)) if base else 0.0
 
     def get_retry_after(self, response) -> float | None:
         after = super().get_retry_after(response)
-        return None if after is None else min(after, self.max_wait)
+        return None if after is None else min(after, self.max_wait, _remaining())
+
+    def is_exhausted(self) -> bool:
+        _URLLIB3_ATTEMPTS.set(len(self.history))
+        return super().is_exhausted() or _remaining() <= 0
 
     def new(self, **kw):
         retry = super().new(**kw)
@@ -140,24 +157,33 @@ class DefiLlamaClient(dg.ConfigurableResource):
         the same bounds on attempts and total time.
         """
         started = time.monotonic()
+        deadline = _DEADLINE.set(started + self.max_total_seconds)
+        try:
+            return self._fetch_with_retries(url, started)
+        finally:
+            _DEADLINE.reset(deadline)
+
+    def _fetch_with_retries(self, url: str, started: float) -> HttpResponse:
         attempts = 0
         while True:
             attempts += 1
+            _URLLIB3_ATTEMPTS.set(0)
             try:
                 return self._fetch_once(url, attempts)
-            except requests.exceptions.ConnectionError as error:
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
                 if error.args and isinstance(error.args[0], urllib3.exceptions.MaxRetryError):
+                    made = attempts - 1 + max(1, _URLLIB3_ATTEMPTS.get())
                     raise FetchError(
-                        f"GET {url} failed after {self.max_attempts} attempts: {error.args[0].reason}"
+                        f"GET {url} failed after {made} attempts ({time.monotonic() - started:.0f}s): "
+                        f"{error.args[0].reason}"
                     ) from None
                 problem = f"{type(error).__name__}: {error}"
-            except (requests.exceptions.ChunkedEncodingError, requests.exceptions.Timeout,
-                    requests.exceptions.ContentDecodingError) as error:
+            except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as error:
                 problem = f"{type(error).__name__}: {error}"
             elapsed = time.monotonic() - started
             if attempts >= self.max_attempts or elapsed >= self.max_total_seconds:
                 raise FetchError(f"GET {url} failed after {attempts} attempts ({elapsed:.0f}s): {problem}")
-            time.sleep(min(self.max_wait, self.backoff_factor * 2 ** (attempts - 1)) * random.uniform(0.5, 1))
+            time.sleep(min(self.max_wait, _remaining(), self.backoff_factor * 2 ** (attempts - 1) * random.uniform(0.5, 1)))
 
     def _fetch_once(self, url: str, attempt: int) -> HttpResponse:
         with self.session.get(url, timeout=(self.connect_timeout, self.read_timeout), stream=True) as response:
