@@ -25,7 +25,7 @@ class ChartBackfillConfig(dg.Config):
     min_tvl_usd: float = Field(default=0.0, description="Only pools whose latest TVL is at least this.")
     limit: Optional[int] = Field(default=None, description="At most this many pools, largest TVL first.")
     concurrency: int = Field(default=4, description="Requests in flight at once.")
-    requests_per_second: float = Field(default=5.0, description="Request starts per second, at most.")
+    requests_per_second: float = Field(default=5.0, description="Request starts per second, at most (0: no limit).")
 
 
 @dg.asset(

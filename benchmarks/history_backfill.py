@@ -1,0 +1,111 @@
+"""History backfill benchmark (issue 6): N pools' charts over D past days, served on 127.0.0.1.
+
+    .venv/bin/python benchmarks/history_backfill.py [--pools 1000] [--days 365] [--concurrency 8]
+        [--database-url postgresql://postgres@127.0.0.1:5432/llama_bench]
+
+Loads today's partition (so the warehouse knows the pools), then backfills the D days before today as one
+range run of raw_pool_charts + the warehouse assets, with the polite rate limit lifted (the server is
+local). Prints the chart fetch rate, the time of each asset and the whole run, and a resumed run's time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import dagster as dg  # noqa: E402
+import psycopg2  # noqa: E402
+
+from llama_pipeline.db_url import libpq_url  # noqa: E402
+from llama_pipeline.http_client import DefiLlamaClient  # noqa: E402
+from llama_pipeline.io_manager import WarehouseIOManager  # noqa: E402
+from llama_pipeline.partitions import utc_today  # noqa: E402
+from llama_pipeline.testing import synthetic  # noqa: E402
+from llama_pipeline.testing.payload_server import PayloadServer, Response  # noqa: E402
+from llama_pipeline.warehouse import Warehouse, migrate_to_head  # noqa: E402
+from llama_pipeline_tests.conftest import all_assets  # noqa: E402
+
+
+def step_seconds(result: dg.ExecuteInProcessResult) -> dict[str, float]:
+    return {event.step_key: event.event_specific_data.duration_ms / 1000
+            for event in result.all_events if event.event_type_value == "STEP_SUCCESS"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pools", type=int, default=1000)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/llama_bench")
+    args = parser.parse_args()
+
+    schema_name = f"bench_history_{uuid.uuid4().hex[:8]}"
+    migrate_to_head(args.database_url, schema_name)
+    warehouse = Warehouse(database_url=args.database_url, schema_name=schema_name, migrate_on_start=False)
+    today = utc_today()
+    first, last = today - dt.timedelta(days=args.days), today - dt.timedelta(days=1)
+    protocols = synthetic.generate_protocols(max(50, args.pools // 3), seed=3)
+    pools = synthetic.generate_pools(args.pools, seed=3, protocols=protocols)
+    charts = {p["pool"]: synthetic.dumps(synthetic.generate_chart(p["pool"], first, today)) for p in pools["data"]}
+    try:
+        with PayloadServer() as http:
+            http.set("/pools", synthetic.dumps(pools))
+            http.set("/protocols", synthetic.dumps(protocols))
+            http.set_handler("/chart/", lambda path: Response(body=charts[path.rsplit("/", 1)[-1]]))
+            resources = {
+                "warehouse": warehouse,
+                "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
+                "defillama": DefiLlamaClient(pools_url=http.url("/pools"), protocols_url=http.url("/protocols"),
+                                             chart_url=http.url("/chart/{pool}")),
+            }
+            assert dg.materialize(all_assets(), resources=resources, partition_key=today.isoformat()).success
+
+            def backfill() -> tuple[float, dg.ExecuteInProcessResult]:
+                started = time.perf_counter()
+                result = dg.materialize(
+                    all_assets(), resources=resources,
+                    tags={"dagster/asset_partition_range_start": first.isoformat(),
+                          "dagster/asset_partition_range_end": last.isoformat()},
+                    run_config={"ops": {"raw_pool_charts": {"config": {
+                        "concurrency": args.concurrency, "requests_per_second": 0}}}},
+                )
+                assert result.success
+                return time.perf_counter() - started, result
+
+            total, result = backfill()
+            steps = step_seconds(result)
+            requests = sum(http.count(f"/chart/{pool_id}") for pool_id in charts)
+            resumed, _ = backfill()
+            refetched = sum(http.count(f"/chart/{pool_id}") for pool_id in charts) - requests
+        with psycopg2.connect(libpq_url(args.database_url)) as conn, conn.cursor() as cur:
+            cur.execute(f'SELECT count(*) FROM "{schema_name}".pool_snapshots WHERE source = %s', ("chart",))
+            rows = cur.fetchone()[0]
+    finally:
+        with psycopg2.connect(libpq_url(args.database_url)) as conn, conn.cursor() as cur:
+            cur.execute(f'DROP SCHEMA IF EXISTS "{schema_name}" CASCADE')
+
+    print(f"history backfill: {args.pools:,} pools x {args.days} days ({first} .. {last}), "
+          f"concurrency {args.concurrency}, local server")
+    print(f"{'what':<40}{'value':>14}")
+    print(f"{'chart requests':<40}{requests:>14,}")
+    print(f"{'raw_pool_charts (fetch + archive), s':<40}{steps['raw_pool_charts']:>14.1f}")
+    print(f"{'chart requests per second':<40}{requests / steps['raw_pool_charts']:>14.1f}")
+    for step in ("chains", "projects", "pools", "pool_snapshots"):
+        print(f"{step + ', s':<40}{steps[step]:>14.1f}")
+    print(f"{'whole range run, s':<40}{total:>14.1f}")
+    print(f"{'snapshot rows from charts':<40}{rows:>14,}")
+    print(f"{'seconds per day (whole run)':<40}{total / args.days:>14.3f}")
+    print(f"{'resumed run (nothing missing), s':<40}{resumed:>14.1f}")
+    print(f"{'charts fetched again on resume':<40}{refetched:>14,}")
+
+
+if __name__ == "__main__":
+    main()
