@@ -1,0 +1,256 @@
+"""Analytics: the views that migration 0003 creates, as assets downstream of the warehouse tables.
+
+Two plain views answer from the tables' primary key and are always current (``pool_latest``,
+``pool_apy_rolling``); three materialized views hold aggregates over every pool and are refreshed by
+their asset after each load (``chain_daily_stats``, ``project_daily_stats``, ``pool_apy_stats``).
+The assets share the daily partitions of the tables, so the schedule and a backfill run them after
+``pool_snapshots``; a run refreshes a materialized view once, whatever the number of days, and
+reports the figures of its last day for the UI's plots.
+"""
+
+import dataclasses
+import datetime as dt
+import time
+
+import dagster as dg
+import sqlalchemy as sa
+
+from llama_pipeline import lineage, schema
+from llama_pipeline.partitions import DAILY, days_of
+from llama_pipeline.warehouse import Warehouse
+from llama_pipeline.warehouse_lock import quote_ident
+
+
+def _type(column: sa.Column) -> str:
+    return str(column.type.compile(dialect=sa.dialects.postgresql.dialect())).lower()
+
+
+def _from(table: sa.Table, *names: str) -> list[dg.TableColumn]:
+    """Columns a view passes through unchanged: type and description as in the table."""
+    return [dg.TableColumn(name, _type(table.c[name]), description=table.c[name].comment) for name in names]
+
+
+def _col(name: str, type_: str, description: str) -> dg.TableColumn:
+    return dg.TableColumn(name, type_, description=description)
+
+
+_POOL_ATTRIBUTES = ("pool_id", "chain", "project", "symbol", "pool_meta", "exposure", "il_risk", "stablecoin",
+                    "underlying_tokens", "reward_tokens", schema.FIRST_SEEN, schema.LAST_SEEN)
+_SNAPSHOT_COLUMNS = (*schema.SNAPSHOT_METRICS, "source")
+_FLOAT, _BIGINT = "float", "bigint"  # "float" as the tables' column schemas spell double precision
+_DAILY_STATS = [
+    _col("pool_count", _BIGINT, "Pools with a snapshot that day."),
+    _col("total_tvl_usd", _FLOAT, "Sum of the pools' TVL, USD."),
+    _col("stablecoin_tvl_usd", _FLOAT, "TVL of the stablecoin pools, USD (NULL when none)."),
+    _col("mean_apy", _FLOAT, "Mean APY of the pools, percent (outliers included)."),
+    _col("median_apy", _FLOAT, "Median APY of the pools, percent."),
+    _col("tvl_weighted_apy", _FLOAT, "APY weighted by TVL, percent: what a dollar spread like the TVL earns."),
+    _col("max_apy", _FLOAT, "Highest APY, percent."),
+    _col("outlier_count", _BIGINT, "Pools DeFiLlama flags as outliers."),
+]
+
+
+def _window_stats(prefix: str = "apy") -> list[dg.TableColumn]:
+    return [
+        column
+        for days in (7, 30)
+        for column in (
+            _col(f"{prefix}_avg_{days}d", _FLOAT, f"Mean APY over the {days} days ending on the day, percent."),
+            _col(f"{prefix}_stddev_{days}d", _FLOAT,
+                 f"Sample standard deviation of the daily APY over those {days} days (volatility); NULL with one day."),
+            _col(f"{prefix}_days_{days}d", _BIGINT, f"Days with an APY among those {days}."),
+        )
+    ]
+
+
+@dataclasses.dataclass(frozen=True)
+class View:
+    name: str
+    materialized: bool
+    description: str
+    deps: tuple[str, ...]
+    columns: tuple[dg.TableColumn, ...]
+    unique_key: tuple[str, ...]
+
+
+VIEWS = (
+    View(
+        "pool_latest", False,
+        "Each pool's newest snapshot with its pool and project attributes: the warehouse's current state "
+        "in one row per pool. A plain view (always current): the newest snapshot of a pool is one probe of "
+        "pool_snapshots' primary key. is_current tells whether the pool was in the newest day loaded.",
+        ("pools", "projects", "pool_snapshots"),
+        (*_from(schema.pools, *_POOL_ATTRIBUTES[:3]),
+         _col("project_name", "text", "The project's display name (NULL for a project /protocols lacks)."),
+         _col("project_category", "text", "The project's category."),
+         *_from(schema.pools, *_POOL_ATTRIBUTES[3:]),
+         _col("snapshot_date", "date", "Day of the pool's newest snapshot."),
+         _col("is_current", "boolean", "True when that day is the newest day in pool_snapshots."),
+         *_from(schema.pool_snapshots, *_SNAPSHOT_COLUMNS)),
+        ("pool_id",),
+    ),
+    View(
+        "pool_apy_rolling", False,
+        "Every snapshot with its pool's APY mean and volatility (sample standard deviation) over the 7 and 30 "
+        "calendar days ending that day. A plain view: filter on pool_id, which the planner pushes below the "
+        "window functions, so one pool's history reads only that pool's rows.",
+        ("pool_snapshots",),
+        (*_from(schema.pool_snapshots, "pool_id", "snapshot_date", "tvl_usd", "apy"), *_window_stats()),
+        ("pool_id", "snapshot_date"),
+    ),
+    View(
+        "chain_daily_stats", True,
+        "TVL and APY statistics per day per chain: pools, total and stablecoin TVL, mean, median, TVL-weighted "
+        "and maximum APY, outliers. A materialized view (a few hundred rows a day instead of an aggregate over "
+        "millions of snapshots), refreshed concurrently by this asset, so readers are never blocked.",
+        ("pool_snapshots", "pools"),
+        (_col("snapshot_date", "date", "Day of the snapshots."),
+         _col("chain", "text", "Canonical chain name."), *_DAILY_STATS),
+        ("chain", "snapshot_date"),
+    ),
+    View(
+        "project_daily_stats", True,
+        "TVL and APY statistics per day per project: pools, chains, total and stablecoin TVL, mean, median, "
+        "TVL-weighted and maximum APY, outliers. A materialized view refreshed concurrently by this asset.",
+        ("pool_snapshots", "pools", "projects"),
+        (_col("snapshot_date", "date", "Day of the snapshots."),
+         _col("project", "text", "Project slug."),
+         _col("project_name", "text", "Display name."),
+         _col("project_category", "text", "Category."),
+         _col("chain_count", _BIGINT, "Chains the project's pools are on that day."),
+         *_DAILY_STATS),
+        ("project", "snapshot_date"),
+    ),
+    View(
+        "pool_apy_stats", True,
+        "Per pool, as of the newest snapshot day (as_of_date): APY mean, volatility (sample standard "
+        "deviation) and days over the last 7 and 30 days, the 30-day APY range and mean TVL; pools without a "
+        "snapshot in those 30 days are left out. A materialized view refreshed concurrently by this asset; "
+        "pool_apy_rolling gives the same figures for any day.",
+        ("pool_snapshots", "pools"),
+        (*_from(schema.pools, "pool_id", "chain", "project", "symbol", "pool_meta", "stablecoin"),
+         _col("as_of_date", "date", "The newest snapshot day: the windows end here."),
+         _col("apy", _FLOAT, "APY on as_of_date (NULL when the pool has no snapshot that day)."),
+         _col("tvl_usd", _FLOAT, "TVL on as_of_date, USD."),
+         *_window_stats()[:3],
+         *_window_stats()[3:5],
+         _col("apy_min_30d", _FLOAT, "Lowest APY over the 30 days."),
+         _col("apy_max_30d", _FLOAT, "Highest APY over the 30 days."),
+         _window_stats()[5],
+         _col("tvl_avg_30d", _FLOAT, "Mean TVL over the 30 days, USD.")),
+        ("pool_id",),
+    ),
+)
+
+
+def _markdown(columns: list[str], rows: list[tuple]) -> str:
+    def cell(value: object) -> str:
+        if isinstance(value, float):
+            return f"{value:,.2f}"
+        return "" if value is None else str(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _figures(cur, view: View, schema_name: str, day: dt.date) -> dict:
+    """What the UI plots per partition: the figures of the run's last day."""
+    qualified = f"{quote_ident(schema_name)}.{quote_ident(view.name)}"
+    snapshots = f"{quote_ident(schema_name)}.pool_snapshots"
+    def one(sql: str, params: tuple = ()) -> tuple:
+        cur.execute(sql, params)
+        return cur.fetchone()
+
+    if view.name == "pool_latest":
+        rows, current, newest = one(f"SELECT count(*), count(*) FILTER (WHERE is_current), max(snapshot_date) "
+                                    f"FROM {qualified}")
+        return {"dagster/row_count": rows, "current_pools": current,
+                "newest_snapshot_date": newest.isoformat() if newest else "none"}
+    if view.name == "pool_apy_rolling":
+        # One row per snapshot by definition; counting the table avoids computing every window.
+        rows, on_day = one(f"SELECT count(*), count(*) FILTER (WHERE snapshot_date = %s) "
+                           f"FROM {snapshots}", (day,))
+        return {"dagster/row_count": rows, "rows_for_day": on_day}
+    if view.name in ("chain_daily_stats", "project_daily_stats"):
+        key = "chain" if view.name == "chain_daily_stats" else "project"
+        rows, = one(f"SELECT count(*) FROM {qualified}")
+        groups, tvl = one(f"SELECT count(*), coalesce(sum(total_tvl_usd), 0) FROM {qualified} WHERE snapshot_date = %s",
+                          (day,))
+        cur.execute(f"SELECT {key}, pool_count, total_tvl_usd, median_apy, tvl_weighted_apy FROM {qualified} "
+                    f"WHERE snapshot_date = %s ORDER BY total_tvl_usd DESC NULLS LAST LIMIT 5", (day,))
+        top = cur.fetchall()
+        return {"dagster/row_count": rows, f"{key}_count": groups, "total_tvl_usd": float(tvl),
+                f"top_{key}s_by_tvl": dg.MetadataValue.md(_markdown([key, "pools", "tvl_usd", "median_apy",
+                                                                      "tvl_weighted_apy"], top))}
+    rows, as_of, avg30, vol30 = one(
+        "SELECT count(*), max(as_of_date), percentile_cont(0.5) WITHIN GROUP (ORDER BY apy_avg_30d), "
+        f"percentile_cont(0.5) WITHIN GROUP (ORDER BY apy_stddev_30d) FROM {qualified}")
+    cur.execute(f"SELECT symbol, project, chain, tvl_usd, apy_avg_7d, apy_avg_30d, apy_stddev_30d FROM {qualified} "
+                "ORDER BY tvl_usd DESC NULLS LAST LIMIT 5")
+    top = cur.fetchall()
+    return {"dagster/row_count": rows, "as_of_date": as_of.isoformat() if as_of else "none",
+            "median_apy_avg_30d": float(avg30 or 0.0), "median_apy_stddev_30d": float(vol30 or 0.0),
+            "largest_pools": dg.MetadataValue.md(_markdown(
+                ["symbol", "project", "chain", "tvl_usd", "apy_avg_7d", "apy_avg_30d", "apy_stddev_30d"], top))}
+
+
+def refresh_and_describe(view: View, warehouse: Warehouse, day: dt.date, log=None) -> dict:
+    """Check that the view exists, refresh it if it is materialized, and return its figures."""
+    schema_name = warehouse.schema_name
+    qualified = f"{quote_ident(schema_name)}.{quote_ident(view.name)}"
+    started = time.perf_counter()
+    with warehouse.connection() as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT c.relkind, m.ispopulated FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "LEFT JOIN pg_matviews m ON m.schemaname = n.nspname AND m.matviewname = c.relname "
+            "WHERE n.nspname = %s AND c.relname = %s",
+            (schema_name, view.name),
+        )
+        found = cur.fetchone()
+        expected = "m" if view.materialized else "v"
+        if found is None or found[0] != expected:
+            raise dg.Failure(
+                description=f"{schema_name}.{view.name} is missing or is not a "
+                f"{'materialized view' if view.materialized else 'view'}: the warehouse is not at the latest "
+                "migration. Run `alembic upgrade head` (runs do it when they start unless migrate_on_start is off)."
+            )
+        metadata: dict = {"dagster/table_name": f"{schema_name}.{view.name}",
+                          "view_kind": "materialized view" if view.materialized else "view"}
+        if view.materialized:
+            # CONCURRENTLY keeps the old contents readable during the rebuild; it needs a populated view.
+            concurrently = "CONCURRENTLY " if found[1] else ""
+            cur.execute(f"REFRESH MATERIALIZED VIEW {concurrently}{qualified}")
+            metadata["refresh_seconds"] = round(time.perf_counter() - started, 3)
+            if log:
+                log.info(f"refreshed {schema_name}.{view.name} in {metadata['refresh_seconds']} s")
+        metadata.update(_figures(cur, view, schema_name, day))
+    return metadata
+
+
+def _build(view: View) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=view.name,
+        description=view.description,
+        group_name="analytics",
+        kinds={"postgres", "sql"},
+        owners=["team:data-engineering"],
+        deps=list(view.deps),
+        partitions_def=DAILY,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        metadata={
+            "table": view.name,
+            "view_kind": "materialized view" if view.materialized else "view",
+            "primary_key": list(view.unique_key),
+            "dagster/column_schema": dg.TableSchema(columns=list(view.columns)),
+            **lineage.metadata_for(view.name),
+        },
+    )
+    def _asset(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+        day = days_of(context.partition_time_window)[-1]
+        return dg.MaterializeResult(metadata=refresh_and_describe(view, warehouse, day, context.log))
+
+    return _asset
+
+
+pool_latest, pool_apy_rolling, chain_daily_stats, project_daily_stats, pool_apy_stats = (_build(v) for v in VIEWS)

@@ -1,0 +1,309 @@
+"""Analytics views, lineage and plot metadata against real PostgreSQL and payloads loaded by the pipeline.
+
+Expected figures are computed here in Python from the payloads (the records' values as the pipeline's
+parser accepts them), independently of the SQL of migration 0003.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import statistics
+
+import dagster as dg
+import pytest
+
+from llama_pipeline.defs.analytics import assets as analytics
+from llama_pipeline.testing import synthetic
+from llama_pipeline.transform.pools import parse_pools
+from llama_pipeline.transform.protocols import parse_protocols
+from llama_pipeline_tests.conftest import all_assets, archive_payloads, warehouse_assets
+
+ANALYTICS = [analytics.pool_latest, analytics.pool_apy_rolling, analytics.chain_daily_stats,
+             analytics.project_daily_stats, analytics.pool_apy_stats]
+# Day 3 is a week after day 2: the 7-day windows ending on day 3 hold day 3 alone, the 30-day ones all.
+DAYS = (dt.date(2026, 10, 1), dt.date(2026, 10, 2), dt.date(2026, 10, 9))
+
+
+def run(assets, resources, day: dt.date) -> dg.ExecuteInProcessResult:
+    return dg.materialize([*all_assets(), *ANALYTICS], selection=[a.key for a in assets], resources=resources,
+                          partition_key=day.isoformat())
+
+
+def close(actual, expected) -> bool:
+    if expected is None or actual is None:
+        return actual is None and expected is None
+    return math.isclose(float(actual), float(expected), rel_tol=1e-9, abs_tol=1e-9)
+
+
+def assert_rows(actual: dict, expected: dict) -> None:
+    assert set(actual) == set(expected)
+    for key, row in expected.items():
+        got = actual[key]
+        assert len(got) == len(row), key
+        for name, (a, e) in enumerate(zip(got, row)):
+            if isinstance(e, float) or isinstance(a, float):
+                assert close(a, e), (key, name, a, e)
+            else:
+                assert a == e, (key, name, a, e)
+
+
+@pytest.fixture
+def loaded(resources, warehouse):
+    """Three days loaded through the pipeline, the analytics refreshed after each; the parsed rows."""
+    protocols = synthetic.generate_protocols(60, seed=21)
+    payload = synthetic.generate_pools(150, seed=21, protocols=protocols, day=DAYS[0])
+    parsed, results = {}, {}
+    for i, day in enumerate(DAYS):
+        if i:
+            payload = synthetic.evolve_pools(payload, seed=i, changed=0.2, new=0.05, gone=0.05)
+        records = payload["data"]
+        if i == 0:  # a bad row, set aside as a reject and counted in the metadata
+            records = [*records, {**records[0], "pool": "not-a-pool-id"}]
+        archive_payloads(warehouse, day, {**payload, "data": records}, protocols)
+        parsed[day] = parse_pools(records, day)
+        results[day] = run([*warehouse_assets(), *ANALYTICS], resources, day)
+        assert results[day].success
+    names = {row.slug: (row.name, row.category) for row in plain(parse_protocols(protocols, DAYS[-1]).projects)}
+    return parsed, names, results
+
+
+def plain(frame):
+    """A DataFrame's rows with missing values as None (pandas gives NaN)."""
+    return frame.astype(object).where(frame.notna(), None).itertuples()
+
+
+def expected_inputs(parsed):
+    """Snapshot rows per day and each pool's attributes as of the newest day it was seen."""
+    attributes, snapshots = {}, {}
+    for day in DAYS:
+        for row in plain(parsed[day].pools):
+            attributes[row.pool_id] = row  # later days overwrite: the dimension keeps the newest
+        snapshots[day] = {row.pool_id: row for row in plain(parsed[day].snapshots)}
+    return attributes, snapshots
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+def daily_stats(rows, attributes):
+    apys = [r.apy for r in rows if r.apy is not None]
+    tvls = [r.tvl_usd for r in rows if r.tvl_usd is not None]
+    stable = [r.tvl_usd for r in rows if attributes[r.pool_id].stablecoin and r.tvl_usd is not None]
+    weighted = [(r.apy, r.tvl_usd) for r in rows if r.apy is not None and r.tvl_usd is not None]
+    weight = sum(t for a, t in weighted)
+    return (
+        len(rows),
+        float(sum(tvls)) if tvls else None,
+        float(sum(stable)) if stable else None,
+        statistics.fmean(apys) if apys else None,
+        median(apys),
+        sum(a * t for a, t in weighted) / weight if weight else None,
+        max(apys) if apys else None,
+        sum(1 for r in rows if r.outlier),
+    )
+
+
+STATS = ("pool_count, total_tvl_usd, stablecoin_tvl_usd, mean_apy, median_apy, tvl_weighted_apy, max_apy, "
+         "outlier_count")
+
+
+def test_daily_stats_per_chain_and_project(loaded, query):
+    parsed, names, _ = loaded
+    attributes, snapshots = expected_inputs(parsed)
+    expected_chain, expected_project = {}, {}
+    for day in DAYS:
+        by_chain, by_project = {}, {}
+        for row in snapshots[day].values():
+            by_chain.setdefault(attributes[row.pool_id].chain, []).append(row)
+            by_project.setdefault(attributes[row.pool_id].project, []).append(row)
+        for chain, rows in by_chain.items():
+            expected_chain[(day, chain)] = daily_stats(rows, attributes)
+        for project, rows in by_project.items():
+            name, category = names.get(project, (None, None))
+            chain_count = len({attributes[r.pool_id].chain for r in rows})
+            expected_project[(day, project)] = (name, category, chain_count, *daily_stats(rows, attributes))
+    actual = {(r[0], r[1]): r[2:] for r in query(f"SELECT snapshot_date, chain, {STATS} FROM chain_daily_stats")}
+    assert_rows(actual, expected_chain)
+    actual = {(r[0], r[1]): r[2:] for r in query(
+        f"SELECT snapshot_date, project, project_name, project_category, chain_count, {STATS} FROM project_daily_stats")}
+    assert_rows(actual, expected_project)
+    assert len({chain for _, chain in expected_chain}) > 3 and len(expected_project) > 20
+
+
+def test_latest_snapshot_per_pool(loaded, query):
+    parsed, names, _ = loaded
+    attributes, snapshots = expected_inputs(parsed)
+    expected = {}
+    for day in DAYS:
+        for pool_id, row in snapshots[day].items():
+            a = attributes[pool_id]
+            expected[pool_id] = (a.chain, a.project, names.get(a.project, (None,))[0], a.symbol, day, day == DAYS[-1],
+                                 row.tvl_usd, row.apy, row.apy_base, row.apy_reward, "pools")
+    actual = {r[0]: r[1:] for r in query(
+        "SELECT pool_id::text, chain, project, project_name, symbol, snapshot_date, is_current, tvl_usd, apy, "
+        "apy_base, apy_reward, source FROM pool_latest")}
+    assert_rows(actual, expected)
+    gone = [p for p, row in expected.items() if not row[5]]
+    assert gone, "some pools should have disappeared before the last day"
+
+
+def window(values: list[float]) -> tuple:
+    values = [v for v in values if v is not None]
+    return (statistics.fmean(values) if values else None,
+            statistics.stdev(values) if len(values) > 1 else None,
+            len(values))
+
+
+def test_apy_averages_and_volatility_per_pool(loaded, query):
+    parsed, _, _ = loaded
+    attributes, snapshots = expected_inputs(parsed)
+    as_of = DAYS[-1]
+    expected = {}
+    for pool_id in set().union(*(snapshots[d] for d in DAYS)):
+        seen = [snapshots[d][pool_id] for d in DAYS if pool_id in snapshots[d]]
+        last7 = [snapshots[d][pool_id].apy for d in DAYS if pool_id in snapshots[d] and (as_of - d).days < 7]
+        apys = [r.apy for r in seen if r.apy is not None]
+        today = snapshots[as_of].get(pool_id)
+        expected[pool_id] = (
+            attributes[pool_id].chain, as_of,
+            today.apy if today is not None else None, today.tvl_usd if today is not None else None,
+            *window(last7), *window([r.apy for r in seen]),
+            min(apys) if apys else None, max(apys) if apys else None,
+            statistics.fmean([r.tvl_usd for r in seen if r.tvl_usd is not None]),
+        )
+    actual = {r[0]: r[1:] for r in query(
+        "SELECT pool_id::text, chain, as_of_date, apy, tvl_usd, apy_avg_7d, apy_stddev_7d, apy_days_7d, apy_avg_30d, "
+        "apy_stddev_30d, apy_days_30d, apy_min_30d, apy_max_30d, tvl_avg_30d FROM pool_apy_stats")}
+    assert_rows(actual, expected)
+    # Day 3's 7-day window holds day 3 alone: one point, no volatility; the 30-day one holds all three.
+    assert any(row[6] == 1 and row[9] == 3 for row in actual.values())
+
+    # The rolling view gives the same figures for every day; one pool's history reads only its rows.
+    pool_id = next(p for p in expected if all(p in snapshots[d] for d in DAYS))
+    rows = query("SELECT snapshot_date, apy_avg_7d, apy_stddev_7d, apy_days_7d, apy_avg_30d, apy_stddev_30d, "
+                 "apy_days_30d FROM pool_apy_rolling WHERE pool_id = %s ORDER BY snapshot_date", (pool_id,))
+    want = []
+    for day in DAYS:
+        apys7 = [snapshots[d][pool_id].apy for d in DAYS if d <= day and (day - d).days < 7]
+        apys30 = [snapshots[d][pool_id].apy for d in DAYS if d <= day and (day - d).days < 30]
+        want.append((day, *window(apys7), *window(apys30)))
+    for got, exp in zip(rows, want, strict=True):
+        assert got[0] == exp[0] and all(close(a, e) if isinstance(e, float) else a == e
+                                        for a, e in zip(got[1:], exp[1:])), (got, exp)
+    assert query("SELECT count(*) FROM pool_apy_rolling") == query("SELECT count(*) FROM pool_snapshots")
+
+
+def test_plain_views_read_through_the_primary_key(loaded, query, warehouse):
+    pool_id = query("SELECT pool_id::text FROM pools LIMIT 1")[0][0]
+
+    def plan(sql: str, params: tuple = ()) -> str:
+        with warehouse.connection() as conn, conn.cursor() as cur:
+            cur.execute(f'SET LOCAL search_path TO "{warehouse.schema_name}"')
+            cur.execute("SET LOCAL enable_seqscan = off")  # tiny tables: make the planner show what it can do
+            cur.execute("EXPLAIN " + sql, params)
+            return "\n".join(r[0] for r in cur.fetchall())
+
+    # The pool filter goes below the window functions, into the primary key's index.
+    assert "Index Cond: (pool_id = " in plan("SELECT * FROM pool_apy_rolling WHERE pool_id = %s", (pool_id,))
+    # The newest snapshot of a pool is a probe of the primary key, not a scan of every snapshot.
+    assert "pool_snapshots_pkey" in plan("SELECT * FROM pool_latest")
+
+
+def test_assets_report_row_counts_and_figures(loaded, query):
+    _, _, results = loaded
+    last = DAYS[-1]
+    events = {e.asset_key.to_user_string(): e.materialization.metadata
+              for e in results[last].get_asset_materialization_events()}
+    for view in analytics.VIEWS:
+        meta = events[view.name]
+        rows = query(f"SELECT count(*) FROM {view.name}")[0][0]
+        assert meta["dagster/row_count"].value == rows > 0, view.name
+        if view.materialized:
+            assert meta["refresh_seconds"].value >= 0
+    chains_on_day = query("SELECT count(*), sum(total_tvl_usd) FROM chain_daily_stats WHERE snapshot_date = %s",
+                          (last,))[0]
+    assert events["chain_daily_stats"]["chain_count"].value == chains_on_day[0]
+    assert events["chain_daily_stats"]["total_tvl_usd"].value == pytest.approx(chains_on_day[1])
+    assert events["pool_apy_stats"]["as_of_date"].value == last.isoformat()
+    assert events["pool_latest"]["current_pools"].value == query(
+        "SELECT count(*) FROM pool_snapshots WHERE snapshot_date = %s", (last,))[0][0]
+    # Plots of the warehouse itself: pool_snapshots reports its figures per partition, rejects included.
+    snap = events["pool_snapshots"]
+    assert snap["pool_count"].value == query("SELECT count(*) FROM pool_snapshots WHERE snapshot_date = %s",
+                                             (last,))[0][0]
+    for day in DAYS:
+        meta = [e for e in results[day].get_asset_materialization_events()
+                if e.asset_key.to_user_string() == "pool_snapshots"][0].materialization.metadata
+        assert meta["rejected"].value == query(
+            "SELECT count(*) FROM rejects WHERE asset = 'pool_snapshots' AND partition_date = %s", (day,))[0][0]
+    assert query("SELECT count(*) FROM rejects WHERE asset = 'pool_snapshots' AND partition_date = %s",
+                 (DAYS[0],))[0][0] > 0
+    for name in ("total_tvl_usd", "median_apy"):
+        assert isinstance(snap[name].value, float)
+
+
+def test_views_match_their_declared_column_schema(warehouse, query):
+    pg_types = {"float": "double precision"}
+    for view in analytics.VIEWS:
+        rows = query(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), c.relkind FROM pg_attribute a "
+            "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            (warehouse.schema_name, view.name),
+        )
+        assert rows and rows[0][2] == ("m" if view.materialized else "v"), view.name
+        declared = [(c.name, pg_types.get(c.type, c.type)) for c in view.columns]
+        assert [(name, type_) for name, type_, _ in rows] == declared, view.name
+
+
+def test_refresh_of_an_empty_warehouse_and_missing_views(warehouse, query):
+    for view in analytics.VIEWS:
+        meta = analytics.refresh_and_describe(view, warehouse, DAYS[0])
+        assert meta["dagster/row_count"] == 0, view.name
+    query("DROP MATERIALIZED VIEW pool_apy_stats")
+    with pytest.raises(dg.Failure, match="alembic upgrade head"):
+        analytics.refresh_and_describe(analytics.VIEWS[-1], warehouse, DAYS[0])
+
+
+@pytest.fixture
+def defs(monkeypatch) -> dg.Definitions:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/nowhere")
+    from llama_pipeline.definitions import defs as load
+
+    return load()
+
+
+def test_every_asset_is_described_and_its_column_lineage_points_at_real_upstream_columns(defs):
+    graph = defs.resolve_asset_graph()
+    specs = {spec.key: spec for spec in defs.resolve_all_asset_specs()}
+    for key, spec in specs.items():
+        name = key.to_user_string()
+        assert spec.description and spec.group_name and spec.kinds and spec.owners, name
+        assert isinstance(spec.metadata.get("dagster/column_schema"), dg.TableSchema), name
+    lineage_of = {key: spec.metadata.get("dagster/column_lineage") for key, spec in specs.items()}
+    expected = {"chains", "projects", "pools", "pool_snapshots", *(v.name for v in analytics.VIEWS)}
+    assert {k.to_user_string() for k, v in lineage_of.items() if v is not None} == expected
+    for key, column_lineage in lineage_of.items():
+        if column_lineage is None:
+            continue
+        own = {c.name for c in specs[key].metadata["dagster/column_schema"].columns}
+        parents = graph.get(key).parent_keys
+        for column, deps in column_lineage.deps_by_column.items():
+            assert column in own, (key, column)
+            for dep in deps:
+                assert dep.asset_key in parents, (key, column, dep)
+                upstream = {c.name for c in specs[dep.asset_key].metadata["dagster/column_schema"].columns}
+                assert dep.column_name in upstream, (key, column, dep)
+    # Snapshot metrics lead back to the API's fields.
+    tvl = lineage_of[dg.AssetKey("pool_snapshots")].deps_by_column["tvl_usd"]
+    assert dg.TableColumnDep(asset_key=dg.AssetKey("raw_pools"), column_name="tvlUsd") in tvl
+    # The graph reads left to right: raw -> dimensions -> snapshots -> analytics.
+    groups = {"ingestion": 0, "warehouse": 1, "analytics": 2}
+    for key in graph.get_all_asset_keys():
+        for parent in graph.get(key).parent_keys:
+            assert groups[specs[parent].group_name] <= groups[specs[key].group_name], (parent, key)
+    for view in analytics.VIEWS:
+        assert specs[dg.AssetKey(view.name)].group_name == "analytics"
+        assert set(specs[dg.AssetKey(view.name)].kinds) == {"postgres", "sql"}
