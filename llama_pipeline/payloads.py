@@ -11,6 +11,8 @@ import datetime as dt
 import hashlib
 import json
 import zlib
+
+import zstandard
 from typing import Literal
 
 Endpoint = Literal["pools", "protocols"]
@@ -43,14 +45,26 @@ class RawPayload:
         return decode_records(self.endpoint, self.body, self.url)
 
     def compressed(self) -> bytes:
-        # gzip-compatible zlib stream at level 6: ~8x smaller for this JSON, well under the
-        # time of the fetch itself.
-        compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
-        return compressor.compress(self.body) + compressor.flush()
+        """The body compressed with ``COMPRESSION``."""
+        return compress(self.body)
 
-    @staticmethod
-    def decompress(blob: bytes) -> bytes:
+
+# zstd at level 9: a full day's two payloads (~20 MB of JSON) take ~3.2 MB in 0.3 s, where gzip -6
+# takes ~4.0 MB in the same time, and it decompresses ~5x faster (every asset of a day replays it).
+COMPRESSION = "zstd"
+
+
+def compress(body: bytes) -> bytes:
+    return zstandard.ZstdCompressor(level=9).compress(body)
+
+
+def decompress(blob: bytes, compression: str) -> bytes:
+    """A stored body in its original bytes; 'gzip' rows (and raw_pool_charts bodies) stay readable."""
+    if compression == "zstd":
+        return zstandard.ZstdDecompressor().decompress(blob)
+    if compression == "gzip":
         return zlib.decompress(blob, 47)
+    raise ValueError(f"unknown compression {compression!r}")
 
 
 def decode_records(endpoint: Endpoint, body: bytes, url: str) -> list:

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 import psycopg2.extensions
 
 from llama_pipeline import chain_aliases
-from llama_pipeline.payloads import RawPayload, decode_records
+from llama_pipeline.payloads import decode_records, decompress
 from llama_pipeline.warehouse_lock import quote_ident
 
 APY_MIN, APY_MAX = 0.0, 1e6
@@ -123,11 +123,12 @@ class Warehouse:
                         "WHERE endpoint = %s AND partition_date < %s", (endpoint, day))
 
     def records(self, endpoint: str, day: dt.date) -> list | None:
-        body = self.one(f"SELECT body FROM {self.t('raw_payloads')} WHERE endpoint = %s AND partition_date = %s",
-                        (endpoint, day))
-        if body is None:
+        rows = self.rows(f"SELECT compression, body FROM {self.t('raw_payloads')} "
+                         "WHERE endpoint = %s AND partition_date = %s", (endpoint, day))
+        if not rows:
             return None
-        return decode_records(endpoint, RawPayload.decompress(bytes(body)), endpoint)  # type: ignore[arg-type]
+        compression, body = rows[0]
+        return decode_records(endpoint, decompress(bytes(body), compression), endpoint)  # type: ignore[arg-type]
 
     def rejected_indexes(self, asset: str, day: dt.date) -> set[int]:
         return {r[0] for r in self.rows(

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 
 import psycopg2.extensions
 
-from llama_pipeline.payloads import Endpoint, RawPayload
+from llama_pipeline.payloads import COMPRESSION, Endpoint, RawPayload, decompress
 from llama_pipeline.warehouse import Warehouse
 from llama_pipeline.warehouse_lock import quote_ident
 
@@ -36,7 +36,7 @@ def store(conn: psycopg2.extensions.connection, schema: str, payloads: Iterable[
                 f"""
                 INSERT INTO {table} AS t (endpoint, partition_date, url, fetched_at, http_status, content_type,
                                           compression, body, size_bytes, sha256, record_count)
-                VALUES (%s, %s, %s, %s, %s, %s, 'gzip', %s, %s, %s, %s)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                 ON CONFLICT (endpoint, partition_date) DO UPDATE SET
                     url = EXCLUDED.url, fetched_at = EXCLUDED.fetched_at, http_status = EXCLUDED.http_status,
                     content_type = EXCLUDED.content_type, compression = EXCLUDED.compression,
@@ -45,7 +45,7 @@ def store(conn: psycopg2.extensions.connection, schema: str, payloads: Iterable[
                 """,
                 (
                     payload.endpoint, payload.partition_date, payload.url, payload.fetched_at, payload.http_status,
-                    payload.content_type, psycopg2.Binary(payload.compressed()), len(payload.body),
+                    payload.content_type, COMPRESSION, psycopg2.Binary(payload.compressed()), len(payload.body),
                     payload.sha256, payload.record_count,
                 ),
             )
@@ -66,7 +66,7 @@ def stored_days(warehouse: Warehouse, endpoint: Endpoint, days: Sequence[dt.date
 def load(warehouse: Warehouse, endpoint: Endpoint, day: dt.date) -> RawPayload:
     with warehouse.connection() as conn, conn.cursor() as cur:
         cur.execute(
-            f"SELECT url, fetched_at, http_status, content_type, body, record_count FROM "
+            f"SELECT url, fetched_at, http_status, content_type, compression, body, record_count FROM "
             f"{quote_ident(warehouse.schema_name)}.raw_payloads WHERE endpoint = %s AND partition_date = %s",
             (endpoint, day),
         )
@@ -76,9 +76,9 @@ def load(warehouse: Warehouse, endpoint: Endpoint, day: dt.date) -> RawPayload:
             f"no /{endpoint} payload is stored for {day.isoformat()}: materialize raw_{endpoint} for that day "
             "first (only today's payload can be fetched; past days come from history)"
         )
-    url, fetched_at, http_status, content_type, body, record_count = row
+    url, fetched_at, http_status, content_type, compression, body, record_count = row
     return RawPayload(
-        endpoint, day, url, fetched_at, http_status, content_type, RawPayload.decompress(bytes(body)), record_count
+        endpoint, day, url, fetched_at, http_status, content_type, decompress(bytes(body), compression), record_count
     )
 
 
