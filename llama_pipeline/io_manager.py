@@ -145,6 +145,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         columns = list(table.columns)
         rows = inserted = updated = rejected = 0
         sources: dict[str, int] = {}  # days filled from each payload, for range runs
+        folded: pd.DataFrame | None = None  # upserts: the range's rows, one per key
         last: DailyBatch | None = None
         with self.warehouse.connection() as conn, conn.cursor() as cur:
             self._lock(conn, table)
@@ -171,12 +172,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                                     copy_buffer(frame, columns))
                     inserted += len(frame)
                 else:
-                    cur.execute("TRUNCATE _stage")
-                    cur.copy_expert(f"COPY _stage ({column_list}) FROM STDIN", copy_buffer(frame, columns))
-                    cur.execute(upsert_sql)
-                    new, changed = cur.fetchone()
-                    inserted += new
-                    updated += changed
+                    folded = _fold_days(folded, frame, table)
                 if batch.rejects:
                     reject_frame = pd.DataFrame(
                         [(asset, batch.day, r.record_index, r.record_key, r.reason, r.record) for r in batch.rejects],
@@ -192,6 +188,12 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                 if source:
                     sources[source] = sources.get(source, 0) + 1
                 last = batch
+            if mode == UPSERT and folded is not None:
+                # One merge for the whole range: each key once, as of its newest day, however many days.
+                cur.copy_expert(f"COPY _stage ({column_list}) FROM STDIN", copy_buffer(folded, columns))
+                cur.execute(upsert_sql)
+                inserted, updated = cur.fetchone()
+                rows = len(folded)
             cur.execute(f"SELECT count(*) FROM {self._qualified(table.name)}")
             table_rows = cur.fetchone()[0]
         stats: dict = {
@@ -231,6 +233,25 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             cur.execute(query, params)
             names = [d.name for d in cur.description]
             return pd.DataFrame(cur.fetchall(), columns=names)
+
+
+def _fold_days(folded: pd.DataFrame | None, frame: pd.DataFrame, table: sa.Table) -> pd.DataFrame:
+    """Merge a newer day's dimension rows into the range's: per key, the newest day's attributes, the
+    earliest first-seen day, and the union of union-merged columns, as the upsert itself would."""
+    if folded is None or folded.empty:
+        return frame
+    if frame.empty:
+        return folded
+    key = [c.name for c in table.primary_key]
+    both = pd.concat([folded, frame], ignore_index=True)
+    grouped = both.groupby(key, sort=False)
+    merged = both.drop_duplicates(subset=key, keep="last").set_index(key)  # days arrive in ascending order
+    merged[schema.FIRST_SEEN] = grouped[schema.FIRST_SEEN].min()
+    for column in table.columns:
+        if column.info.get("merge") == "union":
+            merged[column.name] = grouped[column.name].agg(
+                lambda lists: sorted({item for values in lists if values is not None for item in values}))
+    return merged.reset_index()[[c.name for c in table.columns]]
 
 
 def _upsert_sql(target: str, table: sa.Table) -> str:

@@ -108,6 +108,30 @@ def parse_pools(records: list, day: dt.date) -> ParsedPools:
     )
 
 
+def chains_and_projects(records: list) -> tuple[dict[str, set[str]], set[str]]:
+    """The chain spellings and project slugs of a day's pools, without parsing every field.
+
+    ``chains`` and ``projects`` need only these; a record without a usable pool id, chain or project is
+    skipped here exactly as ``parse_pools`` rejects it, so both see the same pools' names.
+    """
+    spellings: dict[str, set[str]] = {}
+    projects: set[str] = set()
+    for record in records:
+        if not isinstance(record, dict):
+            continue
+        chain, project = record.get("chain"), record.get("project")
+        if not (isinstance(chain, str) and chain.strip() and isinstance(project, str) and project.strip()):
+            continue
+        try:
+            coerce.pool_id(record.get("pool"))
+            name = canonical_chain(chain)
+        except ValueError:
+            continue
+        spellings.setdefault(name, set()).add(chain)
+        projects.add(project.strip())
+    return spellings, projects
+
+
 def snapshot_summary(snapshots: pd.DataFrame) -> dict[str, float | int]:
     """Figures per day that the Dagster UI plots across partitions."""
     return {

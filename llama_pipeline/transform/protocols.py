@@ -149,6 +149,19 @@ def parse_protocols(records: list, day: dt.date, pool_projects: set[str] = froze
     )
 
 
+def protocol_chain_spellings(records: list) -> dict[str, set[str]]:
+    """The chain spellings in the protocols' ``chains`` lists, without parsing every field."""
+    spellings: dict[str, set[str]] = {}
+    for record in records:
+        names = record.get("chains") if isinstance(record, dict) else None
+        for name in names if isinstance(names, list) else ():
+            try:
+                spellings.setdefault(canonical_chain(name), set()).add(name)
+            except ValueError:
+                continue
+    return spellings
+
+
 def chain_rows(day: dt.date, *spellings: dict[str, set[str]]) -> pd.DataFrame:
     """Rows of ``chains`` from the spellings each payload used."""
     merged: dict[str, set[str]] = {}

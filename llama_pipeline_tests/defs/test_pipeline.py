@@ -116,11 +116,18 @@ def test_range_run_writes_every_day(resources, query, warehouse):
     protocols = synthetic.generate_protocols(80, seed=5)
     payload = synthetic.generate_pools(120, seed=5, protocols=protocols, day=dt.date(2026, 10, 1))
     days = [dt.date(2026, 10, 1) + dt.timedelta(days=i) for i in range(4)]
+    expected: dict[str, tuple] = {}  # pool -> (symbol, pool_meta, project, first seen, last seen)
     for day in days:
         archive_payloads(warehouse, day, payload, protocols)
-        payload = synthetic.evolve_pools(payload, seed=day.toordinal())
+        for pool in payload["data"]:
+            first_seen = expected[pool["pool"]][3] if pool["pool"] in expected else day
+            expected[pool["pool"]] = (pool["symbol"], pool["poolMeta"], pool["project"], first_seen, day)
+        payload = synthetic.evolve_pools(payload, seed=day.toordinal(), changed=0.2, new=0.05, gone=0.05)
     result = materialize(all_assets(), resources, partition_range=(days[0], days[-1]))
     assert result.success
+    # The range merges each pool once, as of its newest day, exactly as day-by-day runs would.
+    assert {r[0]: r[1:] for r in query("SELECT pool_id::text, symbol, pool_meta, project, first_seen_date, "
+                                       "last_seen_date FROM pools")} == expected
     counts = dict(query("SELECT snapshot_date, count(*) FROM pool_snapshots GROUP BY 1"))
     assert sorted(counts) == days
     assert query("SELECT min(first_seen_date), max(last_seen_date) FROM pools") == [(days[0], days[-1])]

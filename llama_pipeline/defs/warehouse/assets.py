@@ -11,8 +11,8 @@ from llama_pipeline.io_manager import REPLACE_PARTITION, UPSERT, table_metadata
 from llama_pipeline.partitions import DAILY
 from llama_pipeline.raw_archive import MissingPayload, RawArchive
 from llama_pipeline.transform.batches import DailyBatch, DailyBatches
-from llama_pipeline.transform.pools import parse_pools, snapshot_summary
-from llama_pipeline.transform.protocols import chain_rows, parse_protocols
+from llama_pipeline.transform.pools import chains_and_projects, parse_pools, snapshot_summary
+from llama_pipeline.transform.protocols import chain_rows, parse_protocols, protocol_chain_spellings
 from llama_pipeline.warehouse import Warehouse
 
 _COMMON = dict(
@@ -41,11 +41,11 @@ def chains(raw_pools: RawArchive, raw_protocols: RawArchive, warehouse: Warehous
 
     def build(day: dt.date) -> DailyBatch:
         try:
-            pools = parse_pools(raw_pools.load(day).records(), day)
+            pool_spellings, _ = chains_and_projects(raw_pools.load(day).records())
         except MissingPayload:
             return _from_history(warehouse, "chains", day)
-        protocols = parse_protocols(raw_protocols.load(day).records(), day)
-        return DailyBatch(day, chain_rows(day, pools.chain_spellings, protocols.chain_spellings))
+        protocol_spellings = protocol_chain_spellings(raw_protocols.load(day).records())
+        return DailyBatch(day, chain_rows(day, pool_spellings, protocol_spellings))
 
     return dg.MaterializeResult(value=DailyBatches(raw_pools.days, build))
 
@@ -59,7 +59,7 @@ def projects(raw_protocols: RawArchive, raw_pools: RawArchive, warehouse: Wareho
 
     def build(day: dt.date) -> DailyBatch:
         try:
-            pool_projects = parse_pools(raw_pools.load(day).records(), day).projects
+            _, pool_projects = chains_and_projects(raw_pools.load(day).records())
         except MissingPayload:
             return _from_history(warehouse, "projects", day)
         parsed = parse_protocols(raw_protocols.load(day).records(), day, pool_projects)
