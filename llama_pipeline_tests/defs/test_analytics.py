@@ -234,8 +234,8 @@ def test_assets_report_row_counts_and_figures(loaded, query):
     assert snap["pool_count"].value == query("SELECT count(*) FROM pool_snapshots WHERE snapshot_date = %s",
                                              (last,))[0][0]
     for day in DAYS:
-        meta = [e for e in results[day].get_asset_materialization_events()
-                if e.asset_key.to_user_string() == "pool_snapshots"][0].materialization.metadata
+        meta = next(e for e in results[day].get_asset_materialization_events()
+                    if e.asset_key.to_user_string() == "pool_snapshots").materialization.metadata
         assert meta["rejected"].value == query(
             "SELECT count(*) FROM rejects WHERE asset = 'pool_snapshots' AND partition_date = %s", (day,))[0][0]
     assert query("SELECT count(*) FROM rejects WHERE asset = 'pool_snapshots' AND partition_date = %s",

@@ -1,0 +1,161 @@
+"""A Dagster webserver on 127.0.0.1 for browser tests: a throwaway instance and warehouse schema.
+
+The instance lives in a temporary DAGSTER_HOME whose dagster.yaml stores runs, events and schedules
+in PostgreSQL (dagster-postgres, a database of its own on the test server, as in production) and
+launches runs with the default run coordinator and launcher, so that a run started from the UI runs
+at once in a subprocess of the webserver's code server: no daemon needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+
+from llama_pipeline.db_url import libpq_url
+
+ROOT = Path(__file__).resolve().parents[1]
+
+DAGSTER_YAML = """\
+storage:
+  postgres:
+    postgres_url: {postgres_url}
+run_coordinator:
+  module: dagster._core.run_coordinator
+  class: DefaultRunCoordinator
+run_launcher:
+  module: dagster._core.launcher
+  class: DefaultRunLauncher
+local_artifact_storage:
+  module: dagster._core.storage.root
+  class: LocalArtifactStorage
+  config:
+    base_dir: {storage}
+compute_logs:
+  module: dagster._core.storage.local_compute_log_manager
+  class: LocalComputeLogManager
+  config:
+    base_dir: {storage}/logs
+telemetry:
+  enabled: false
+nux:
+  enabled: false
+"""
+
+
+@dataclass
+class UiServer:
+    url: str
+    dagster_home: Path
+    log_path: Path
+    process: subprocess.Popen
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def dagster_database(server_url: str) -> Iterator[str]:
+    """A database for Dagster's own storage on the test server; its SQLAlchemy URL. Dropped at exit."""
+    name = f"dagster_ui_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(libpq_url(server_url))
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        base = libpq_url(server_url).split("?")[0].rsplit("/", 1)[0]
+        yield re.sub(r"^postgres(?:ql)?://", "postgresql+psycopg2://", base) + "/" + name
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@contextlib.contextmanager
+def dagster_webserver(
+    home: Path, dagster_pg_url: str, env: dict[str, str], startup_timeout: float = 180.0
+) -> Iterator[UiServer]:
+    """``dagster-webserver`` for the repository's workspace.yaml, with ``env`` added to the environment."""
+    home.mkdir(parents=True, exist_ok=True)
+    storage = home / "storage"
+    (home / "dagster.yaml").write_text(DAGSTER_YAML.format(postgres_url=dagster_pg_url, storage=storage))
+    port = free_port()
+    log_path = home / "webserver.log"
+    full_env = {**os.environ, **env, "DAGSTER_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    full_env.pop("DAGSTER_PG_URL", None)
+    webserver = Path(sys.executable).with_name("dagster-webserver")
+    command = [str(webserver)] if webserver.exists() else [sys.executable, "-m", "dagster_webserver"]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [*command, "-h", "127.0.0.1", "-p", str(port), "-w", str(ROOT / "workspace.yaml")],
+            cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    server = UiServer(f"http://127.0.0.1:{port}", home, log_path, process)
+    try:
+        deadline = time.monotonic() + startup_timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"dagster-webserver exited ({process.returncode}):\n{server.log_tail()}")
+            try:
+                with urllib.request.urlopen(server.url + "/server_info", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"dagster-webserver did not answer in {startup_timeout:.0f} s:\n"
+                                   f"{server.log_tail()}")
+            time.sleep(0.5)
+        yield server
+    finally:
+        if process.poll() is None:
+            # Its own session: the code server and run processes it started stop with it.
+            os.killpg(process.pid, 15)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, 9)
+                process.wait(timeout=10)
+
+
+def run_failure_details(dagster_home: Path) -> str:
+    """The errors of the instance's latest run, for an assertion message."""
+    from dagster import DagsterEventType, DagsterInstance
+
+    lines = []
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        runs = instance.get_runs(limit=1)
+        if not runs:
+            return "no run was recorded"
+        run = runs[0]
+        lines.append(f"run {run.run_id}: {run.status}")
+        for record in instance.all_logs(run.run_id):
+            event = record.dagster_event
+            error = getattr(getattr(event, "event_specific_data", None), "error", None) if event else None
+            if event is not None and (error is not None or event.event_type in (
+                    DagsterEventType.RUN_FAILURE, DagsterEventType.STEP_FAILURE, DagsterEventType.ENGINE_EVENT)):
+                text = record.message or ""
+                while error is not None:
+                    text += f"\n  {error.message.strip()}"
+                    error = error.cause
+                if error is not None or event.event_type != DagsterEventType.ENGINE_EVENT or "rror" in text:
+                    lines.append(f"{event.event_type_value} {event.step_key or ''}: {text}")
+    return "\n".join(lines)
