@@ -1,9 +1,17 @@
-"""Print the README's table reference from llama_pipeline.schema (run: .venv/bin/python docs/gen_tables.py)."""
+"""The README's table reference, from llama_pipeline.schema.
+
+    .venv/bin/python docs/gen_tables.py          # print it
+    .venv/bin/python docs/gen_tables.py --write  # rewrite it in README.md, between its markers
+"""
+
+import sys
+from pathlib import Path
 
 from sqlalchemy.dialects import postgresql
 
 from llama_pipeline import schema
 
+START, END = "<!-- tables:start", "<!-- tables:end -->"
 ORDER = ["chains", "projects", "pools", "pool_snapshots", "raw_payloads", "raw_pool_charts", "pool_chart_points",
          "rejects"]
 # Meanings of columns whose database comment is empty (the API's own field names in parentheses).
@@ -34,18 +42,32 @@ DOCS = {
 }
 
 
-def main() -> None:
+def render() -> str:
+    lines: list[str] = []
     for name in ORDER:
         table = schema.metadata.tables[name]
         key = ", ".join(c.name for c in table.primary_key)
         fks = [f"`{fk.parent.name}` → `{fk.column.table.name}.{fk.column.name}`" for fk in table.foreign_keys]
-        print(f"#### `{name}`\n\n{table.comment} Key: `({key})`."
-              + (f" Foreign keys: {', '.join(sorted(fks))}." if fks else "") + "\n")
-        print("| column | type | meaning |\n|---|---|---|")
+        lines.append(f"#### `{name}`\n\n{table.comment} Key: `({key})`."
+                     + (f" Foreign keys: {', '.join(sorted(fks))}." if fks else "") + "\n")
+        lines.append("| column | type | meaning |\n|---|---|---|")
         for column in table.columns:
             kind = str(column.type.compile(dialect=postgresql.dialect())).lower()
-            print(f"| `{column.name}` | {kind} | {column.comment or DOCS[column.name]} |")
-        print()
+            lines.append(f"| `{column.name}` | {kind} | {column.comment or DOCS[column.name]} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    text = render()
+    if "--write" not in sys.argv:
+        print(text)
+        return
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    content = readme.read_text()
+    start = content.index("\n", content.index(START)) + 1
+    end = content.index(END)
+    readme.write_text(content[:start] + text.rstrip() + "\n" + content[end:])
 
 
 if __name__ == "__main__":

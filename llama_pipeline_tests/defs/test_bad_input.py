@@ -143,3 +143,23 @@ def test_bad_protocol_rows_are_set_aside(resources, http, query, small_day):
     # An attribute that cannot be coerced costs the protocol only that field, kept with its reason.
     assert query("SELECT tvl, extra->'_invalid_fields'->'tvl' FROM projects WHERE slug = 'fresh-slug'") == [
         (None, {"value": "NaN-ish", "reason": "tvl: expected a number, got 'NaN-ish'"})]
+
+
+def test_a_collapsed_payload_is_not_archived_over_a_full_day(resources, http, query, warehouse, small_day):
+    import datetime as dt
+
+    from llama_pipeline.partitions import utc_today
+    from llama_pipeline_tests.conftest import archive_payloads
+
+    pools_payload, protocols = small_day
+    archive_payloads(warehouse, utc_today() - dt.timedelta(days=1), pools_payload, protocols)
+    serve(http, {"status": "success", "data": pools_payload["data"][:100]}, protocols)  # 100 of 300
+    before = snapshot_of(query)
+    result = materialize(all_assets(), resources, raise_on_error=False)
+    message = failure_message(result)
+    assert "fewer than 50%" in message and "LLAMA_MIN_POOL_FRACTION" in message
+    after = snapshot_of(query)
+    assert {t: rows for t, rows in after.items() if t != "raw_payloads"} == {
+        t: rows for t, rows in before.items() if t != "raw_payloads"}
+    assert query("SELECT partition_date FROM raw_payloads WHERE endpoint = 'pools'") == [
+        (utc_today() - dt.timedelta(days=1),)]  # today's collapsed payload was not stored

@@ -1,11 +1,12 @@
 """The two HTTP payloads, archived losslessly per day in ``raw_payloads``."""
 
+import datetime as dt
 import os
 from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
 
-from llama_pipeline import lineage, raw_archive, schema
+from llama_pipeline import lineage, quality, raw_archive, schema
 from llama_pipeline.http_client import DefiLlamaClient, FetchError
 from llama_pipeline.io_manager import ARCHIVE, table_metadata
 from llama_pipeline.partitions import DAILY, days_of, utc_today
@@ -20,6 +21,24 @@ def _without_credentials(url: str) -> str:
     if parts.port:
         netloc += f":{parts.port}"
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _refuse_collapsed(warehouse: Warehouse, endpoint: Endpoint, day: dt.date, count: int) -> None:
+    """A payload far smaller than the previous stored day's is refused before it replaces anything: the
+    blocking check ``pool_count_not_collapsed`` would keep it out of the tables, but not out of the
+    archive, where it would replace a full payload of the same day."""
+    fraction = quality.min_pool_fraction()
+    with warehouse.connection() as conn:
+        db = quality.Warehouse(conn, warehouse.schema_name)
+        previous = db.previous_payload_day(endpoint, day)
+        previous_count = db.record_count(endpoint, previous) if previous else None
+    if previous_count and count < fraction * previous_count:
+        raise dg.Failure(
+            description=f"/{endpoint} sent {count:,} records, fewer than {fraction:.0%} of the {previous_count:,} "
+            f"stored for {previous.isoformat()}: refusing to store it over {day.isoformat()}. If the drop is real, "
+            "set LLAMA_MIN_POOL_FRACTION lower (0 disables this guard) and run again.",
+            allow_retries=False,  # the CDN refreshes hourly: a retry minutes later would see the same
+        )
 
 
 def collect_payloads(
@@ -55,6 +74,7 @@ def collect_payloads(
             # that arrived whole but is unusable would fail the same way again.
             raise dg.Failure(description=f"{error} Nothing was written for {today.isoformat()}.",
                              allow_retries=isinstance(error, FetchError)) from error
+        _refuse_collapsed(warehouse, endpoint, today, len(records))
         fetched.append(
             RawPayload(endpoint, today, _without_credentials(url), response.fetched_at, response.status,
                        response.content_type, response.body, len(records))
