@@ -26,10 +26,12 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 class FetchError(RuntimeError):
     """A payload could not be fetched; the message names the URL, the status and the attempts."""
 
-    def __init__(self, message: str, status: int | None = None, body: bytes = b"") -> None:
+    def __init__(self, message: str, status: int | None = None, body: bytes = b"", unresolvable: bool = False) -> None:
         super().__init__(message)
         self.status = status  # the HTTP status, when a response came
         self.body = body  # the start of that response's body
+        # The host name did not resolve: no network, or a wrong URL; waiting minutes will not fix it.
+        self.unresolvable = unresolvable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,9 +175,10 @@ class DefiLlamaClient(dg.ConfigurableResource):
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
                 if error.args and isinstance(error.args[0], urllib3.exceptions.MaxRetryError):
                     made = attempts - 1 + max(1, _URLLIB3_ATTEMPTS.get())
+                    reason = error.args[0].reason
                     raise FetchError(
-                        f"GET {url} failed after {made} attempts ({time.monotonic() - started:.0f}s): "
-                        f"{error.args[0].reason}"
+                        f"GET {url} failed after {made} attempts ({time.monotonic() - started:.0f}s): {reason}",
+                        unresolvable=isinstance(reason, urllib3.exceptions.NameResolutionError),
                     ) from None
                 problem = f"{type(error).__name__}: {error}"
             except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as error:

@@ -163,3 +163,17 @@ def test_a_collapsed_payload_is_not_archived_over_a_full_day(resources, http, qu
         t: rows for t, rows in before.items() if t != "raw_payloads"}
     assert query("SELECT partition_date FROM raw_payloads WHERE endpoint = 'pools'") == [
         (utc_today() - dt.timedelta(days=1),)]  # today's collapsed payload was not stored
+
+
+def test_no_network_fails_at_once_naming_the_url(resources, http, query, small_day):
+    from llama_pipeline.http_client import DefiLlamaClient
+
+    serve(http, *small_day)
+    offline = dict(resources, defillama=DefiLlamaClient(
+        pools_url="http://pools.invalid/pools", protocols_url=http.url("/protocols"), backoff_factor=0.01, max_wait=0.1))
+    result = materialize(all_assets(), offline, raise_on_error=False)
+    message = failure_message(result)
+    assert "http://pools.invalid/pools" in message and "No network?" in message
+    # A host that does not resolve is not retried minutes later by the RetryPolicy.
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert query("SELECT count(*) FROM raw_payloads WHERE endpoint = 'pools'") == [(0,)]

@@ -71,9 +71,13 @@ def collect_payloads(
         except (FetchError, PayloadError) as error:
             # A Failure puts the reason at the top of the run's page instead of under a stack trace.
             # Only a fetch that ran out of attempts is worth the RetryPolicy's later retries; a payload
-            # that arrived whole but is unusable would fail the same way again.
-            raise dg.Failure(description=f"{error} Nothing was written for {today.isoformat()}.",
-                             allow_retries=isinstance(error, FetchError)) from error
+            # that arrived whole but is unusable would fail the same way again, and so would a host name
+            # that does not resolve (no network, or a wrong URL).
+            retry = isinstance(error, FetchError) and not error.unresolvable
+            hint = (" No network? Point SOURCE_URL / PROTOCOLS_URL at a mirror or at file:// copies."
+                    if isinstance(error, FetchError) and error.unresolvable else "")
+            raise dg.Failure(description=f"{error} Nothing was written for {today.isoformat()}.{hint}",
+                             allow_retries=retry) from error
         _refuse_collapsed(warehouse, endpoint, today, len(records))
         fetched.append(
             RawPayload(endpoint, today, _without_credentials(url), response.fetched_at, response.status,
