@@ -307,3 +307,29 @@ def test_every_asset_is_described_and_its_column_lineage_points_at_real_upstream
     for view in analytics.VIEWS:
         assert specs[dg.AssetKey(view.name)].group_name == "analytics"
         assert set(specs[dg.AssetKey(view.name)].kinds) == {"postgres", "sql"}
+
+
+def test_views_refresh_by_themselves_after_a_table_is_loaded_alone(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/nowhere")
+    from llama_pipeline.definitions import defs as load
+    from llama_pipeline.partitions import utc_today
+
+    defs = load()
+    assert defs.resolve_sensor_def("analytics_automation").default_status == dg.DefaultSensorStatus.RUNNING
+    instance = dg.DagsterInstance.ephemeral()
+    today = utc_today().isoformat()
+    views = {"pool_latest", "pool_apy_rolling", "chain_daily_stats", "project_daily_stats", "pool_apy_stats"}
+
+    def loaded(*names: str) -> None:
+        for name in names:
+            instance.report_runless_asset_event(dg.AssetMaterialization(name, partition=today))
+
+    # Today's whole graph loaded by the daily run, views included: nothing more to do.
+    loaded("raw_pools", "raw_protocols", "raw_pool_charts", "chains", "projects", "pools", "pool_snapshots", *views)
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    assert first.total_requested == 0
+    # pool_snapshots reloaded alone (e.g. from the CLI): the views of today are requested.
+    loaded("pool_snapshots")
+    second = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+    assert {r.key.to_user_string() for r in second.results if r.true_subset.size} >= {
+        "pool_latest", "chain_daily_stats", "pool_apy_stats"}

@@ -238,6 +238,8 @@ def _build(view: View) -> dg.AssetsDefinition:
         deps=list(view.deps),
         partitions_def=DAILY,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        # Refresh the newest day by itself when a table it reads is loaded outside the daily run.
+        automation_condition=dg.AutomationCondition.eager(),
         metadata={
             "table": view.name,
             "view_kind": "materialized view" if view.materialized else "view",
