@@ -32,12 +32,12 @@ def number(field: str, value: object) -> float | None:
         return None
     if isinstance(value, bool):
         raise BadField(f"{field}: expected a number, got a boolean {_short(value)}")
-    if isinstance(value, (int, float)):
-        result = float(value)
-    elif isinstance(value, str) and _NUMERIC_TEXT.match(value):
-        result = float(value)
-    else:
+    if not isinstance(value, (int, float)) and not (isinstance(value, str) and _NUMERIC_TEXT.match(value)):
         raise BadField(f"{field}: expected a number, got {_short(value)}")
+    try:
+        result = float(value)
+    except OverflowError:  # an integer literal beyond float range
+        raise BadField(f"{field}: number out of range ({_short(value)})") from None
     if not math.isfinite(result):
         raise BadField(f"{field}: not a finite number ({_short(value)})")
     return result

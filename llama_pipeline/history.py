@@ -169,6 +169,8 @@ def store_charts(conn: psycopg2.extensions.connection, schema_name: str, results
                     size_bytes = EXCLUDED.size_bytes, sha256 = EXCLUDED.sha256,
                     point_count = EXCLUDED.point_count, first_day = EXCLUDED.first_day,
                     last_day = EXCLUDED.last_day
+                -- a failed refetch never replaces a good chart: the archive keeps what it had
+                WHERE EXCLUDED.error IS NULL OR t.error IS NOT NULL
                 """,
                 (
                     result.pool_id, result.url, result.fetched_at, result.http_status, error,
@@ -279,6 +281,29 @@ def chart_snapshots(conn: psycopg2.extensions.connection, schema_name: str, day:
                       extra={"pricePerShare": price_per_share} if price_per_share is not None else None)
         records.append(record)
     return pd.DataFrame.from_records(records, columns=columns)
+
+
+def carried_projects(
+    conn: psycopg2.extensions.connection, schema_name: str, slugs: Iterable[str], day: dt.date
+) -> pd.DataFrame:
+    """``projects`` rows for a day whose /protocols payload is missing: each slug's stored row as it is
+    (a placeholder for a slug never seen), with the day as its seen-range."""
+    columns = [c.name for c in schema.projects.columns if c.name not in (schema.FIRST_SEEN, schema.LAST_SEEN)]
+    wanted = sorted(set(slugs))
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT {', '.join(quote_ident(c) for c in columns)} FROM {quote_ident(schema_name)}.projects "
+            "WHERE slug = ANY(%s)",
+            (wanted,),
+        )
+        carried = [dict(zip(columns, row)) for row in cur.fetchall()]
+    known = {row["slug"] for row in carried}
+    carried += [dict(dict.fromkeys(columns), slug=slug, listed_in_protocols=False) for slug in wanted
+                if slug not in known]
+    frame = pd.DataFrame.from_records(carried, columns=columns)
+    frame[schema.FIRST_SEEN] = day
+    frame[schema.LAST_SEEN] = day
+    return frame
 
 
 def history_dimension_rows(

@@ -172,7 +172,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                                     copy_buffer(frame, columns))
                     inserted += len(frame)
                 else:
-                    folded = _fold_days(folded, frame, table)
+                    folded = _fold_days(folded, frame, table, seen_only=batch.seen_only)
                 if batch.rejects:
                     reject_frame = pd.DataFrame(
                         [(asset, batch.day, r.record_index, r.record_key, r.reason, r.record) for r in batch.rejects],
@@ -235,14 +235,25 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             return pd.DataFrame(cur.fetchall(), columns=names)
 
 
-def _fold_days(folded: pd.DataFrame | None, frame: pd.DataFrame, table: sa.Table) -> pd.DataFrame:
+def _fold_days(
+    folded: pd.DataFrame | None, frame: pd.DataFrame, table: sa.Table, seen_only: bool = False
+) -> pd.DataFrame:
     """Merge a newer day's dimension rows into the range's: per key, the newest day's attributes, the
-    earliest first-seen day, and the union of union-merged columns, as the upsert itself would."""
+    earliest first-seen day, and the union of union-merged columns, as the upsert itself would.
+
+    ``seen_only`` rows (carried from the table, not read from that day's payload) only move the seen
+    dates of keys the range already has, so they never put older attributes over a newer day's."""
     if folded is None or folded.empty:
         return frame
     if frame.empty:
         return folded
     key = [c.name for c in table.primary_key]
+    if seen_only:
+        known = folded.set_index(key)
+        incoming = frame.set_index(key)
+        overlap = incoming.index.intersection(known.index)
+        known.loc[overlap, schema.LAST_SEEN] = incoming.loc[overlap, schema.LAST_SEEN]
+        return pd.concat([known, incoming.drop(overlap)]).reset_index()[[c.name for c in table.columns]]
     both = pd.concat([folded, frame], ignore_index=True)
     grouped = both.groupby(key, sort=False)
     merged = both.drop_duplicates(subset=key, keep="last").set_index(key)  # days arrive in ascending order
@@ -274,7 +285,9 @@ def _upsert_sql(target: str, table: sa.Table) -> str:
         elif column.name == schema.LAST_SEEN:
             merged[name] = f"GREATEST(t.{name}, EXCLUDED.{name})"
         elif column.info.get("merge") == "union":
-            merged[name] = f"ARRAY(SELECT DISTINCT x FROM unnest(t.{name} || EXCLUDED.{name}) AS x ORDER BY x)"
+            # Byte order, as Python sorts the aliases, so that a re-run compares equal on any collation.
+            merged[name] = (f'ARRAY(SELECT DISTINCT x COLLATE "C" FROM unnest(t.{name} || EXCLUDED.{name}) AS x '
+                            'ORDER BY 1)')
         else:
             merged[name] = f"CASE WHEN {newer} THEN EXCLUDED.{name} ELSE t.{name} END"
     column_list = ", ".join(quote_ident(n) for n in names)

@@ -90,3 +90,21 @@ def test_upsert_keeps_newer_attributes_and_merges_aliases(warehouse, query):
     write(older, pd.DataFrame([("BSC", ["BNB"], older, older)], columns=CHAIN_COLUMNS))
     assert query("SELECT name, aliases, first_seen_date, last_seen_date FROM chains") == [
         ("BSC", ["BNB", "BSC", "Binance"], older, newer)]
+
+
+def test_carried_rows_in_a_range_never_overwrite_a_newer_days_attributes():
+    from llama_pipeline.io_manager import _fold_days
+
+    d1, d2 = dt.date(2026, 9, 1), dt.date(2026, 9, 2)
+    columns = [c.name for c in schema.pools.columns]
+
+    def row(pool: str, symbol: str, day: dt.date) -> dict:
+        return dict(dict.fromkeys(columns), pool_id=pool, chain="BSC", project="p", symbol=symbol,
+                    first_seen_date=day, last_seen_date=day)
+
+    day1 = pd.DataFrame([row("a", "NEW", d1)], columns=columns)  # read from day 1's payload
+    day2 = pd.DataFrame([row("a", "OLD", d2), row("b", "B", d2)], columns=columns)  # carried from the table
+    folded = _fold_days(_fold_days(None, day1, schema.pools), day2, schema.pools, seen_only=True)
+    by_id = folded.set_index("pool_id")
+    assert by_id.loc["a", "symbol"] == "NEW" and by_id.loc["a", "last_seen_date"] == d2
+    assert by_id.loc["a", "first_seen_date"] == d1 and by_id.loc["b", "symbol"] == "B"

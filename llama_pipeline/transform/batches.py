@@ -37,6 +37,9 @@ class DailyBatch:
     rows: pd.DataFrame
     rejects: list[Reject] = dataclasses.field(default_factory=list)
     summary: dict[str, float | int] = dataclasses.field(default_factory=dict)
+    # Rows carried from the table itself (a day known only from history, or without its /protocols):
+    # they say the keys were seen that day, not what their attributes were.
+    seen_only: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

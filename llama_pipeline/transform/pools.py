@@ -119,13 +119,12 @@ def chains_and_projects(records: list) -> tuple[dict[str, set[str]], set[str]]:
     for record in records:
         if not isinstance(record, dict):
             continue
-        chain, project = record.get("chain"), record.get("project")
-        if not (isinstance(chain, str) and chain.strip() and isinstance(project, str) and project.strip()):
-            continue
         try:
             coerce.pool_id(record.get("pool"))
+            chain = coerce.required_text("chain", record.get("chain"))
+            project = coerce.required_text("project", record.get("project"))
             name = canonical_chain(chain)
-        except ValueError:
+        except ValueError:  # BadField included: parse_pools rejects the same records
             continue
         spellings.setdefault(name, set()).add(chain)
         projects.add(project.strip())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 
 import pandas as pd
 
@@ -88,6 +89,17 @@ CHAIN_COLUMNS = ["name", "aliases", "first_seen_date", "last_seen_date"]
 INVALID_FIELDS = "_invalid_fields"
 
 
+def _json_safe(value: object) -> object:
+    """A value JSONB can hold: non-finite numbers become their text (NaN, inf), at any depth."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def _attributes(record: dict) -> tuple[tuple, dict]:
     """The record's column values. An attribute that cannot be coerced (real payloads carry dates such
     as '2023-20-20') becomes NULL and is kept, with the reason, under ``extra._invalid_fields``: one
@@ -98,7 +110,7 @@ def _attributes(record: dict) -> tuple[tuple, dict]:
             values.append(convert(field, record.get(field)))
         except (coerce.BadField, ValueError) as error:
             values.append(None)
-            invalid[field] = {"value": record.get(field), "reason": str(error)}
+            invalid[field] = {"value": _json_safe(record.get(field)), "reason": str(error)}
     return tuple(values), invalid
 
 
@@ -131,7 +143,13 @@ def parse_protocols(records: list, day: dt.date, pool_projects: set[str] = froze
             extra = extra or None
             if extra:
                 coerce.json_storable("extra", extra)
-            seen = {name: canonical_chain(name) for name in (record.get("chains") or [])}
+            listed = record.get("chains")
+            seen = {}
+            for name in listed if isinstance(listed, list) else ():
+                try:
+                    seen[name] = canonical_chain(name)
+                except (TypeError, ValueError):
+                    continue  # the column already holds NULL for this record, with the reason in extra
         except (coerce.BadField, ValueError) as error:
             rejects.append(Reject.of(index, key if isinstance(key, str) else None, str(error), record))
             continue

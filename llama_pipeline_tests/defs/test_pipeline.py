@@ -175,3 +175,25 @@ def test_downstream_replays_stored_payload_without_network(resources, http, quer
     assert materialize(warehouse_assets(), resources).success
     assert snapshot_of(query) == before
     assert http.count("/pools") == 1
+
+
+def test_a_day_whose_protocols_failed_still_loads_from_its_pools(resources, query, warehouse):
+    from llama_pipeline.payloads import RawPayload, decode_records
+    from llama_pipeline.raw_archive import store
+
+    protocols = synthetic.generate_protocols(60, seed=4)
+    payload = synthetic.generate_pools(90, seed=4, protocols=protocols)
+    full_day, pools_only_day = dt.date(2026, 8, 1), dt.date(2026, 8, 2)
+    archive_payloads(warehouse, full_day, payload, protocols)
+    assert materialize(warehouse_assets(), resources, full_day).success
+    before = dict(query("SELECT slug, name FROM projects"))
+    body = synthetic.dumps(payload)
+    with warehouse.connection() as conn:  # /pools arrived that day, /protocols did not
+        store(conn, warehouse.schema_name, [RawPayload("pools", pools_only_day, "u", dt.datetime.now(dt.timezone.utc),
+                                                       200, None, body, len(decode_records("pools", body, "u")))])
+    assert materialize(warehouse_assets(), resources, pools_only_day).success
+    assert dict(query("SELECT slug, name FROM projects")) == before  # attributes kept, not nulled
+    used = {p["project"] for p in payload["data"]}
+    assert dict(query("SELECT slug, last_seen_date FROM projects WHERE slug = ANY(%s)", (sorted(used),))) == {
+        slug: pools_only_day for slug in used}
+    assert query("SELECT count(*) FROM pool_snapshots WHERE snapshot_date = %s", (pools_only_day,)) == [(90,)]

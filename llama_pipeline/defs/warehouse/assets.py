@@ -29,7 +29,7 @@ def _from_history(warehouse: Warehouse, table: str, day: dt.date) -> DailyBatch:
     """A day with no stored /pools payload: the dimension rows its chart points name."""
     with warehouse.connection() as conn:
         rows = history.history_dimension_rows(conn, warehouse.schema_name, table, day)
-    return DailyBatch(day, rows, summary={"source": "chart"})
+    return DailyBatch(day, rows, summary={"source": "chart"}, seen_only=True)
 
 
 @dg.asset(metadata={**table_metadata(schema.chains, UPSERT), **lineage.metadata_for("chains")},
@@ -44,7 +44,10 @@ def chains(raw_pools: RawArchive, raw_protocols: RawArchive, warehouse: Warehous
             pool_spellings, _ = chains_and_projects(raw_pools.load(day).records())
         except MissingPayload:
             return _from_history(warehouse, "chains", day)
-        protocol_spellings = protocol_chain_spellings(raw_protocols.load(day).records())
+        try:
+            protocol_spellings = protocol_chain_spellings(raw_protocols.load(day).records())
+        except MissingPayload:  # /protocols failed that day while /pools worked: the pools' chains only
+            protocol_spellings = {}
         return DailyBatch(day, chain_rows(day, pool_spellings, protocol_spellings))
 
     return dg.MaterializeResult(value=DailyBatches(raw_pools.days, build))
@@ -62,7 +65,15 @@ def projects(raw_protocols: RawArchive, raw_pools: RawArchive, warehouse: Wareho
             _, pool_projects = chains_and_projects(raw_pools.load(day).records())
         except MissingPayload:
             return _from_history(warehouse, "projects", day)
-        parsed = parse_protocols(raw_protocols.load(day).records(), day, pool_projects)
+        try:
+            protocols = raw_protocols.load(day).records()
+        except MissingPayload:
+            # /protocols failed that day while /pools worked, and a past day can never be fetched again:
+            # the pools' projects keep their stored attributes, and the day still loads.
+            with warehouse.connection() as conn:
+                rows = history.carried_projects(conn, warehouse.schema_name, pool_projects, day)
+            return DailyBatch(day, rows, summary={"protocols_payload": "missing"}, seen_only=True)
+        parsed = parse_protocols(protocols, day, pool_projects)
         return DailyBatch(day, parsed.projects, parsed.rejects)
 
     return dg.MaterializeResult(value=DailyBatches(raw_protocols.days, build))
