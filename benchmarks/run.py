@@ -51,8 +51,8 @@ from llama_pipeline.raw_archive import store  # noqa: E402
 from llama_pipeline.testing import synthetic  # noqa: E402
 from llama_pipeline.testing.payload_server import PayloadServer  # noqa: E402
 from llama_pipeline.transform import batches as batches_module  # noqa: E402
-from llama_pipeline.transform.pools import parse_pools  # noqa: E402
-from llama_pipeline.transform.protocols import chain_rows, parse_protocols  # noqa: E402
+from llama_pipeline.transform.pools import chains_and_projects, parse_pools  # noqa: E402
+from llama_pipeline.transform.protocols import chain_rows, parse_protocols, protocol_chain_spellings  # noqa: E402
 from llama_pipeline.warehouse import Warehouse, migrate_to_head  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/llama_bench"
@@ -252,10 +252,13 @@ def fetch_and_parse(server: PayloadServer, day: dt.date, session: requests.Sessi
     protocols_body = session.get(server.url("/protocols"), timeout=120).content
     times["fetch"] = time.perf_counter() - started
     started = time.perf_counter()
-    pools = parse_pools(decode_records("pools", pools_body, "pools"), day)
-    protocols = parse_protocols(decode_records("protocols", protocols_body, "protocols"), day, pools.projects)
+    pool_records = decode_records("pools", pools_body, "pools")
+    protocol_records = decode_records("protocols", protocols_body, "protocols")
+    pools = parse_pools(pool_records, day)
+    pool_spellings, pool_projects = chains_and_projects(pool_records)
+    protocols = parse_protocols(protocol_records, day, pool_projects)
     frames = {
-        "chains": chain_rows(day, pools.chain_spellings, protocols.chain_spellings),
+        "chains": chain_rows(day, pool_spellings, protocol_chain_spellings(protocol_records)),
         "projects": protocols.projects,
         "pools": pools.pools,
         "pool_snapshots": pools.snapshots,

@@ -60,15 +60,12 @@ class ParsedPools:
     pools: pd.DataFrame
     snapshots: pd.DataFrame
     rejects: list[Reject]
-    chain_spellings: dict[str, set[str]]  # canonical name -> spellings seen
-    projects: set[str]
 
 
 def parse_pools(records: list, day: dt.date) -> ParsedPools:
     pool_rows: list[tuple] = []
     snapshot_rows: list[tuple] = []
     rejects: list[Reject] = []
-    spellings: dict[str, set[str]] = {}
     first_index: dict[str, int] = {}
     for index, record in enumerate(records):
         key = record.get("pool") if isinstance(record, dict) else None
@@ -78,8 +75,7 @@ def parse_pools(records: list, day: dt.date) -> ParsedPools:
             pool_id = coerce.pool_id(record.get("pool"))
             if pool_id in first_index:
                 raise coerce.BadField(f"pool: duplicate pool id (first seen at record {first_index[pool_id]})")
-            raw_chain = coerce.required_text("chain", record.get("chain"))
-            chain = canonical_chain(raw_chain)
+            chain = canonical_chain(coerce.required_text("chain", record.get("chain")))
             project = coerce.required_text("project", record.get("project")).strip()
             attributes = tuple(convert(field, record.get(field)) for field, (_, convert) in _POOL_ATTRIBUTES.items())
             metrics = tuple(convert(field, record.get(field)) for field, (_, convert) in _METRICS.items())
@@ -96,15 +92,12 @@ def parse_pools(records: list, day: dt.date) -> ParsedPools:
             rejects.append(Reject.of(index, key if isinstance(key, str) else None, str(error), record))
             continue
         first_index[pool_id] = index
-        spellings.setdefault(chain, set()).add(raw_chain)
         pool_rows.append((pool_id, chain, project, *attributes, day, day))
         snapshot_rows.append((pool_id, day, *metrics, *predicted, "pools", extra))
     return ParsedPools(
         pools=pd.DataFrame.from_records(pool_rows, columns=POOL_COLUMNS),
         snapshots=pd.DataFrame.from_records(snapshot_rows, columns=SNAPSHOT_COLUMNS),
         rejects=rejects,
-        chain_spellings=spellings,
-        projects={row[2] for row in pool_rows},
     )
 
 

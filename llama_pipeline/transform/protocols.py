@@ -118,7 +118,6 @@ def _attributes(record: dict) -> tuple[tuple, dict]:
 class ParsedProtocols:
     projects: pd.DataFrame
     rejects: list[Reject]
-    chain_spellings: dict[str, set[str]]
 
 
 def parse_protocols(records: list, day: dt.date, pool_projects: set[str] = frozenset()) -> ParsedProtocols:
@@ -126,7 +125,6 @@ def parse_protocols(records: list, day: dt.date, pool_projects: set[str] = froze
     ``/protocols`` lacks, so that every pool joins a project."""
     rows: list[tuple] = []
     rejects: list[Reject] = []
-    spellings: dict[str, set[str]] = {}
     first_index: dict[str, int] = {}
     for index, record in enumerate(records):
         key = record.get("slug") if isinstance(record, dict) else None
@@ -143,19 +141,10 @@ def parse_protocols(records: list, day: dt.date, pool_projects: set[str] = froze
             extra = extra or None
             if extra:
                 coerce.json_storable("extra", extra)
-            listed = record.get("chains")
-            seen = {}
-            for name in listed if isinstance(listed, list) else ():
-                try:
-                    seen[name] = canonical_chain(name)
-                except (TypeError, ValueError):
-                    continue  # the column already holds NULL for this record, with the reason in extra
         except (coerce.BadField, ValueError) as error:
             rejects.append(Reject.of(index, key if isinstance(key, str) else None, str(error), record))
             continue
         first_index[slug] = index
-        for spelling, name in seen.items():
-            spellings.setdefault(name, set()).add(spelling)
         rows.append((slug, *values, True, extra, day, day))
     placeholder = (None,) * len(_COLUMNS)
     for slug in sorted(pool_projects - first_index.keys()):
@@ -163,7 +152,6 @@ def parse_protocols(records: list, day: dt.date, pool_projects: set[str] = froze
     return ParsedProtocols(
         projects=pd.DataFrame.from_records(rows, columns=PROJECT_COLUMNS),
         rejects=rejects,
-        chain_spellings=spellings,
     )
 
 
