@@ -7,7 +7,6 @@ import datetime as dt
 import json
 
 import dagster as dg
-import pytest
 
 from llama_pipeline.defs.ingestion import checks as ingestion_checks
 from llama_pipeline.defs.warehouse import checks as warehouse_checks
