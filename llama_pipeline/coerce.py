@@ -11,6 +11,7 @@ import math
 import re
 import uuid
 
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _NUMERIC_TEXT = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
 _TRUE = frozenset({"true", "t", "yes", "1"})
@@ -28,6 +29,8 @@ def _short(value: object) -> str:
 
 def number(field: str, value: object) -> float | None:
     """A finite float; numeric strings such as ``"12.5"`` are accepted (the API once sent those)."""
+    if type(value) is float and value - value == 0.0:  # the common case first: finite (inf - inf is NaN)
+        return value
     if value is None:
         return None
     if isinstance(value, bool):
@@ -65,6 +68,8 @@ def boolean(field: str, value: object) -> bool | None:
 
 def text(field: str, value: object) -> str | None:
     """A string PostgreSQL can store; numbers and booleans are spelled out as JSON would."""
+    if type(value) is str and value.isascii() and "\x00" not in value:  # the common case first
+        return value
     if value is None:
         return None
     if isinstance(value, bool):
@@ -81,6 +86,8 @@ def check_storable(field: str, value: str) -> None:
     """PostgreSQL text holds any Unicode except NUL, and UTF-8 cannot carry lone surrogates."""
     if "\x00" in value:
         raise BadField(f"{field}: contains a NUL character, which PostgreSQL text cannot store")
+    if value.isascii():
+        return
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -107,6 +114,8 @@ def text_list(field: str, value: object) -> list[str] | None:
 
 def pool_id(value: object) -> str:
     """A DeFiLlama pool id: a UUID, returned in canonical lower-case form."""
+    if type(value) is str and _CANONICAL_UUID.fullmatch(value):  # already canonical: nothing to rewrite
+        return value
     if not isinstance(value, str) or not _UUID.match(value.strip()):
         raise BadField(f"pool: missing or malformed pool id {_short(value)}")
     return str(uuid.UUID(value.strip()))

@@ -63,6 +63,27 @@ def stored_days(warehouse: Warehouse, endpoint: Endpoint, days: Sequence[dt.date
         return {row[0] for row in cur.fetchall()}
 
 
+def _missing(endpoint: Endpoint, day: dt.date) -> MissingPayload:
+    return MissingPayload(
+        f"no /{endpoint} payload is stored for {day.isoformat()}: materialize raw_{endpoint} for that day "
+        "first (only today's payload can be fetched; past days come from history)"
+    )
+
+
+def stored_sha256(warehouse: Warehouse, endpoint: Endpoint, day: dt.date) -> str:
+    """The SHA-256 of the day's stored body (what identifies its content), without reading the body."""
+    with warehouse.connection() as conn, conn.cursor() as cur:
+        cur.execute(
+            f"SELECT sha256 FROM {quote_ident(warehouse.schema_name)}.raw_payloads "
+            "WHERE endpoint = %s AND partition_date = %s",
+            (endpoint, day),
+        )
+        row = cur.fetchone()
+    if row is None:
+        raise _missing(endpoint, day)
+    return row[0]
+
+
 def load(warehouse: Warehouse, endpoint: Endpoint, day: dt.date) -> RawPayload:
     with warehouse.connection() as conn, conn.cursor() as cur:
         cur.execute(
@@ -72,10 +93,7 @@ def load(warehouse: Warehouse, endpoint: Endpoint, day: dt.date) -> RawPayload:
         )
         row = cur.fetchone()
     if row is None:
-        raise MissingPayload(
-            f"no /{endpoint} payload is stored for {day.isoformat()}: materialize raw_{endpoint} for that day "
-            "first (only today's payload can be fetched; past days come from history)"
-        )
+        raise _missing(endpoint, day)
     url, fetched_at, http_status, content_type, compression, body, record_count = row
     return RawPayload(
         endpoint, day, url, fetched_at, http_status, content_type, decompress(bytes(body), compression), record_count

@@ -69,3 +69,10 @@ def test_dagster_cli_finds_the_definitions(tmp_path):
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_runs_execute_their_steps_in_one_process(defs):
+    # A process per step cost ~2-3 s of imports each; in one process the assets also share parsed days.
+    job = defs.resolve_job_def("daily_refresh")
+    assert job.executor_def.name == "in_process"
+    assert defs.resolve_implicit_global_asset_job_def().executor_def.name == "in_process"

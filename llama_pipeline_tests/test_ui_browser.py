@@ -39,7 +39,7 @@ CHROMIUM = os.environ.get("LLAMA_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(os.environ.get("LLAMA_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "ui"
-RUN_TIMEOUT = 600  # seconds; the multiprocess executor starts a process per step (~3 min here)
+RUN_TIMEOUT = 600  # seconds; generous: a whole-graph run from the UI takes well under a minute
 
 
 def _missing() -> str | None:

@@ -120,9 +120,22 @@ class ParsedProtocols:
     rejects: list[Reject]
 
 
+@dataclasses.dataclass(frozen=True)
+class ListedProtocols:
+    """The rows of the payload's valid protocols, before placeholders are added."""
+
+    rows: tuple[tuple, ...]
+    rejects: tuple[Reject, ...]
+
+
 def parse_protocols(records: list, day: dt.date, pool_projects: set[str] = frozenset()) -> ParsedProtocols:
     """Rows of ``projects``: every valid protocol, plus a placeholder row for each pool project that
     ``/protocols`` lacks, so that every pool joins a project."""
+    return with_placeholders(listed_protocols(records, day), pool_projects, day)
+
+
+def listed_protocols(records: list, day: dt.date) -> ListedProtocols:
+    """Rows of ``projects`` for the valid protocols of the payload (no placeholders)."""
     rows: list[tuple] = []
     rejects: list[Reject] = []
     first_index: dict[str, int] = {}
@@ -146,13 +159,17 @@ def parse_protocols(records: list, day: dt.date, pool_projects: set[str] = froze
             continue
         first_index[slug] = index
         rows.append((slug, *values, True, extra, day, day))
+    return ListedProtocols(tuple(rows), tuple(rejects))
+
+
+def with_placeholders(listed: ListedProtocols, pool_projects: set[str], day: dt.date) -> ParsedProtocols:
+    """The listed protocols' rows plus a placeholder row for each pool project they lack."""
     placeholder = (None,) * len(_COLUMNS)
-    for slug in sorted(pool_projects - first_index.keys()):
-        rows.append((slug, *placeholder, False, None, day, day))
-    return ParsedProtocols(
-        projects=pd.DataFrame.from_records(rows, columns=PROJECT_COLUMNS),
-        rejects=rejects,
-    )
+    rows = list(listed.rows)
+    rows += [(slug, *placeholder, False, None, day, day)
+             for slug in sorted(set(pool_projects) - {row[0] for row in listed.rows})]
+    return ParsedProtocols(projects=pd.DataFrame.from_records(rows, columns=PROJECT_COLUMNS),
+                           rejects=list(listed.rejects))
 
 
 def protocol_chain_spellings(records: list) -> dict[str, set[str]]:

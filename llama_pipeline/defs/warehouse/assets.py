@@ -6,13 +6,14 @@ import datetime as dt
 import dagster as dg
 
 from llama_pipeline import history, lineage, schema
+from llama_pipeline.parsed_payloads import pools_day, protocols_day
 from llama_pipeline.defs.ingestion.charts import raw_pool_charts
 from llama_pipeline.io_manager import REPLACE_PARTITION, UPSERT, table_metadata
 from llama_pipeline.partitions import DAILY
 from llama_pipeline.raw_archive import MissingPayload, RawArchive
 from llama_pipeline.transform.batches import DailyBatch, DailyBatches
-from llama_pipeline.transform.pools import chains_and_projects, parse_pools, snapshot_summary
-from llama_pipeline.transform.protocols import chain_rows, parse_protocols, protocol_chain_spellings
+from llama_pipeline.transform.pools import snapshot_summary
+from llama_pipeline.transform.protocols import chain_rows, with_placeholders
 from llama_pipeline.warehouse import Warehouse
 
 _COMMON = dict(
@@ -41,11 +42,11 @@ def chains(raw_pools: RawArchive, raw_protocols: RawArchive, warehouse: Warehous
 
     def build(day: dt.date) -> DailyBatch:
         try:
-            pool_spellings, _ = chains_and_projects(raw_pools.load(day).records())
+            pool_spellings = pools_day(raw_pools, day).chain_spellings
         except MissingPayload:
             return _from_history(warehouse, "chains", day)
         try:
-            protocol_spellings = protocol_chain_spellings(raw_protocols.load(day).records())
+            protocol_spellings = protocols_day(raw_protocols, day).chain_spellings
         except MissingPayload:  # /protocols failed that day while /pools worked: the pools' chains only
             protocol_spellings = {}
         return DailyBatch(day, chain_rows(day, pool_spellings, protocol_spellings))
@@ -62,18 +63,18 @@ def projects(raw_protocols: RawArchive, raw_pools: RawArchive, warehouse: Wareho
 
     def build(day: dt.date) -> DailyBatch:
         try:
-            _, pool_projects = chains_and_projects(raw_pools.load(day).records())
+            pool_projects = pools_day(raw_pools, day).projects
         except MissingPayload:
             return _from_history(warehouse, "projects", day)
         try:
-            protocols = raw_protocols.load(day).records()
+            listed = protocols_day(raw_protocols, day).listed
         except MissingPayload:
             # /protocols failed that day while /pools worked, and a past day can never be fetched again:
             # the pools' projects keep their stored attributes, and the day still loads.
             with warehouse.connection() as conn:
                 rows = history.carried_projects(conn, warehouse.schema_name, pool_projects, day)
             return DailyBatch(day, rows, summary={"protocols_payload": "missing"}, seen_only=True)
-        parsed = parse_protocols(protocols, day, pool_projects)
+        parsed = with_placeholders(listed, pool_projects, day)
         return DailyBatch(day, parsed.projects, parsed.rejects)
 
     return dg.MaterializeResult(value=DailyBatches(raw_protocols.days, build))
@@ -88,7 +89,7 @@ def pools(raw_pools: RawArchive, warehouse: Warehouse) -> dg.MaterializeResult:
 
     def build(day: dt.date) -> DailyBatch:
         try:
-            parsed = parse_pools(raw_pools.load(day).records(), day)
+            parsed = pools_day(raw_pools, day).parsed
         except MissingPayload:
             return _from_history(warehouse, "pools", day)
         return DailyBatch(day, parsed.pools, parsed.rejects)
@@ -110,7 +111,7 @@ def pool_snapshots(raw_pools: RawArchive, warehouse: Warehouse) -> dg.Materializ
 
     def build(day: dt.date) -> DailyBatch:
         try:
-            parsed = parse_pools(raw_pools.load(day).records(), day)
+            parsed = pools_day(raw_pools, day).parsed
         except MissingPayload as missing:
             with warehouse.connection() as conn:
                 rows = history.chart_snapshots(conn, warehouse.schema_name, day)

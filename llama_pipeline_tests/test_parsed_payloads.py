@@ -1,0 +1,52 @@
+"""Each stored payload is parsed once per process, and a replaced payload is never served stale."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from llama_pipeline import parsed_payloads
+from llama_pipeline.raw_archive import MissingPayload, RawArchive
+from llama_pipeline.testing import synthetic
+
+from .conftest import archive_payloads, materialize, warehouse_assets
+
+DAY = dt.date(2026, 3, 1)
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    parsed_payloads.clear()
+    yield
+    parsed_payloads.clear()
+
+
+def test_a_day_is_parsed_once_for_all_four_warehouse_assets(resources, warehouse, query, small_day):
+    archive_payloads(warehouse, DAY, *small_day)
+    assert materialize(warehouse_assets(), resources, DAY).success
+    # One parse per endpoint; chains, projects, pools and pool_snapshots reuse them.
+    assert parsed_payloads.stats["misses"] == 2
+    assert parsed_payloads.stats["hits"] >= 3
+    assert query("SELECT count(*) FROM pool_snapshots WHERE snapshot_date = %s", (DAY,)) == [(300,)]
+
+
+def test_a_replaced_payload_is_parsed_again(warehouse, small_day):
+    pools_payload, protocols = small_day
+    archive_payloads(warehouse, DAY, pools_payload, protocols)
+    archive = RawArchive(warehouse, "pools", (DAY,))
+    first = parsed_payloads.pools_day(archive, DAY)
+    assert parsed_payloads.pools_day(archive, DAY) is first
+
+    smaller = synthetic.generate_pools(120, seed=8, protocols=protocols)
+    archive_payloads(warehouse, DAY, smaller, protocols)  # today fetched again: a different body
+    second = parsed_payloads.pools_day(archive, DAY)
+    assert second is not first
+    assert len(second.parsed.snapshots) == 120
+
+
+def test_missing_payload_and_wrong_archive_are_refused(warehouse):
+    with pytest.raises(MissingPayload):
+        parsed_payloads.pools_day(RawArchive(warehouse, "pools", (DAY,)), DAY)
+    with pytest.raises(ValueError, match="/pools archive"):
+        parsed_payloads.pools_day(RawArchive(warehouse, "protocols", (DAY,)), DAY)
