@@ -13,7 +13,7 @@ from llama_pipeline import schema
 
 START, END = "<!-- tables:start", "<!-- tables:end -->"
 ORDER = ["chains", "projects", "pools", "pool_snapshots", "raw_payloads", "raw_pool_charts", "pool_chart_points",
-         "rejects"]
+         "rejects", "pool_latest", "chain_daily_stats", "project_daily_stats"]
 # Meanings of columns whose database comment is empty (the API's own field names in parentheses).
 DOCS = {
     "audit_note": "Note on the audits (audit_note).", "audit_links": "Links to audit reports (audit_links).",
@@ -42,8 +42,16 @@ DOCS = {
 }
 
 
+def _analytics_docs() -> dict[tuple[str, str], str]:
+    """Column meanings of the analytics tables, as their assets declare them for the UI."""
+    from llama_pipeline.defs.analytics.assets import VIEWS
+
+    return {(view.name, column.name): column.description for view in VIEWS for column in view.columns}
+
+
 def render() -> str:
     lines: list[str] = []
+    analytics = _analytics_docs()
     for name in ORDER:
         table = schema.metadata.tables[name]
         key = ", ".join(c.name for c in table.primary_key)
@@ -53,7 +61,8 @@ def render() -> str:
         lines.append("| column | type | meaning |\n|---|---|---|")
         for column in table.columns:
             kind = str(column.type.compile(dialect=postgresql.dialect())).lower()
-            lines.append(f"| `{column.name}` | {kind} | {column.comment or DOCS[column.name]} |")
+            meaning = column.comment or analytics.get((name, column.name)) or DOCS[column.name]
+            lines.append(f"| `{column.name}` | {kind} | {meaning} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -196,4 +196,72 @@ pool_chart_points = sa.Table(
     comment="Each stored chart's daily points, one row per pool per day, for filling past snapshots.",
 )
 
+
+# -- analytics tables (migration 0004), kept up to date per day by the analytics assets ----------------
+
+def _stats_columns() -> list[sa.Column]:
+    return [
+        sa.Column("pool_count", sa.BigInteger, nullable=False),
+        sa.Column("total_tvl_usd", sa.Float),
+        sa.Column("stablecoin_tvl_usd", sa.Float),
+        sa.Column("mean_apy", sa.Float),
+        sa.Column("median_apy", sa.Float),
+        sa.Column("tvl_weighted_apy", sa.Float),
+        sa.Column("max_apy", sa.Float),
+        sa.Column("outlier_count", sa.BigInteger, nullable=False),
+    ]
+
+
+chain_daily_stats = sa.Table(
+    "chain_daily_stats",
+    metadata,
+    sa.Column("chain", sa.Text, primary_key=True),
+    sa.Column("snapshot_date", sa.Date, primary_key=True),
+    *_stats_columns(),
+    sa.Index("ix_chain_daily_stats_snapshot_date", "snapshot_date"),
+    comment="Per day per chain: pools, TVL, stablecoin TVL, mean, median, TVL-weighted and max APY, "
+    "outliers. Each day's rows are replaced when the chain_daily_stats asset runs for it.",
+)
+
+project_daily_stats = sa.Table(
+    "project_daily_stats",
+    metadata,
+    sa.Column("project", sa.Text, primary_key=True),
+    sa.Column("snapshot_date", sa.Date, primary_key=True),
+    sa.Column("project_name", sa.Text),
+    sa.Column("project_category", sa.Text),
+    sa.Column("chain_count", sa.BigInteger, nullable=False),
+    *_stats_columns(),
+    sa.Index("ix_project_daily_stats_snapshot_date", "snapshot_date"),
+    comment="Per day per project: pools, chains, TVL, stablecoin TVL, mean, median, TVL-weighted and max "
+    "APY, outliers. Each day's rows are replaced when the project_daily_stats asset runs for it.",
+)
+
+pool_latest = sa.Table(
+    "pool_latest",
+    metadata,
+    sa.Column("pool_id", pg.UUID(as_uuid=False), primary_key=True),
+    sa.Column("chain", sa.Text, nullable=False),
+    sa.Column("project", sa.Text, nullable=False),
+    sa.Column("project_name", sa.Text),
+    sa.Column("project_category", sa.Text),
+    sa.Column("symbol", sa.Text),
+    sa.Column("pool_meta", sa.Text),
+    sa.Column("exposure", sa.Text),
+    sa.Column("il_risk", sa.Text),
+    sa.Column("stablecoin", sa.Boolean),
+    sa.Column("underlying_tokens", TEXT_ARRAY),
+    sa.Column("reward_tokens", TEXT_ARRAY),
+    sa.Column(FIRST_SEEN, sa.Date, nullable=False),
+    sa.Column(LAST_SEEN, sa.Date, nullable=False),
+    sa.Column("snapshot_date", sa.Date, nullable=False),
+    sa.Column("is_current", sa.Boolean, nullable=False),
+    *(sa.Column(name, type_) for name, type_ in SNAPSHOT_METRICS.items()),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Index("ix_pool_latest_chain", "chain"),
+    sa.Index("ix_pool_latest_project", "project"),
+    comment="Each pool's newest snapshot with its pool and project attributes (is_current: the snapshot "
+    "is of the newest day loaded). Kept up to date by the pool_latest asset.",
+)
+
 ALEMBIC_VERSION_TABLE = "llama_alembic_version"

@@ -1,11 +1,12 @@
-"""Analytics: the views that migration 0003 creates, as assets downstream of the warehouse tables.
+"""Analytics over the warehouse tables, as assets downstream of them.
 
-Two plain views answer from the tables' primary key and are always current (``pool_latest``,
-``pool_apy_rolling``); three materialized views hold aggregates over every pool and are refreshed by
-their asset after each load (``chain_daily_stats``, ``project_daily_stats``, ``pool_apy_stats``).
-The assets share the daily partitions of the tables, so the schedule and a backfill run them after
-``pool_snapshots``; a run refreshes a materialized view once, whatever the number of days, and
-reports the figures of its last day for the UI's plots.
+Three are tables that their asset keeps up to date for the days a run loads (``llama_pipeline/
+analytics_tables.py``): ``chain_daily_stats`` and ``project_daily_stats`` replace those days' rows and
+``pool_latest`` recomputes the pools those days touch, so a day costs the same at any history length.
+``pool_apy_rolling`` is a plain view that reads one pool through the primary key, and ``pool_apy_stats``
+a materialized view over a fixed 30-day window, refreshed after each load. The assets share the daily
+partitions of the tables, so the schedule and a backfill run them after ``pool_snapshots``, and report
+the figures of the run's last day for the UI's plots.
 """
 
 import dataclasses
@@ -15,7 +16,7 @@ import time
 import dagster as dg
 import sqlalchemy as sa
 
-from llama_pipeline import lineage, schema
+from llama_pipeline import analytics_tables, lineage, schema
 from llama_pipeline.partitions import DAILY, days_of
 from llama_pipeline.warehouse import Warehouse
 from llama_pipeline.warehouse_lock import quote_ident
@@ -63,10 +64,14 @@ def _window_stats(prefix: str = "apy") -> list[dg.TableColumn]:
     ]
 
 
+TABLE, VIEW, MATVIEW = "table", "view", "materialized view"
+_RELKIND = {TABLE: "r", VIEW: "v", MATVIEW: "m"}
+
+
 @dataclasses.dataclass(frozen=True)
 class View:
     name: str
-    materialized: bool
+    kind: str  # TABLE, VIEW or MATVIEW
     description: str
     deps: tuple[str, ...]
     columns: tuple[dg.TableColumn, ...]
@@ -75,10 +80,10 @@ class View:
 
 VIEWS = (
     View(
-        "pool_latest", False,
+        "pool_latest", TABLE,
         "Each pool's newest snapshot with its pool and project attributes: the warehouse's current state "
-        "in one row per pool. A plain view (always current): the newest snapshot of a pool is one probe of "
-        "pool_snapshots' primary key. is_current tells whether the pool was in the newest day loaded.",
+        "in one row per pool. A table kept up to date by this asset: a run recomputes only the pools with a "
+        "snapshot on its days. is_current tells whether the pool was in the newest day loaded.",
         ("pools", "projects", "pool_snapshots"),
         (*_from(schema.pools, *_POOL_ATTRIBUTES[:3]),
          _col("project_name", "text", "The project's display name (NULL for a project /protocols lacks)."),
@@ -90,7 +95,7 @@ VIEWS = (
         ("pool_id",),
     ),
     View(
-        "pool_apy_rolling", False,
+        "pool_apy_rolling", VIEW,
         "Every snapshot with its pool's APY mean and volatility (sample standard deviation) over the 7 and 30 "
         "calendar days ending that day. A plain view: filter on pool_id, which the planner pushes below the "
         "window functions, so one pool's history reads only that pool's rows.",
@@ -99,22 +104,22 @@ VIEWS = (
         ("pool_id", "snapshot_date"),
     ),
     View(
-        "chain_daily_stats", True,
+        "chain_daily_stats", TABLE,
         "TVL and APY statistics per day per chain: pools, total and stablecoin TVL, mean, median, TVL-weighted "
-        "and maximum APY, outliers. A materialized view (a few hundred rows a day instead of an aggregate over "
-        "millions of snapshots), refreshed concurrently by this asset, so readers are never blocked.",
+        "and maximum APY, outliers. A table (a few hundred rows a day instead of an aggregate over millions of "
+        "snapshots) whose rows for a day this asset replaces in one transaction, so readers never see a gap.",
         ("pool_snapshots", "pools"),
-        (_col("snapshot_date", "date", "Day of the snapshots."),
-         _col("chain", "text", "Canonical chain name."), *_DAILY_STATS),
+        (_col("chain", "text", "Canonical chain name."),
+         _col("snapshot_date", "date", "Day of the snapshots."), *_DAILY_STATS),
         ("chain", "snapshot_date"),
     ),
     View(
-        "project_daily_stats", True,
+        "project_daily_stats", TABLE,
         "TVL and APY statistics per day per project: pools, chains, total and stablecoin TVL, mean, median, "
-        "TVL-weighted and maximum APY, outliers. A materialized view refreshed concurrently by this asset.",
+        "TVL-weighted and maximum APY, outliers. A table whose rows for a day this asset replaces.",
         ("pool_snapshots", "pools", "projects"),
-        (_col("snapshot_date", "date", "Day of the snapshots."),
-         _col("project", "text", "Project slug."),
+        (_col("project", "text", "Project slug."),
+         _col("snapshot_date", "date", "Day of the snapshots."),
          _col("project_name", "text", "Display name."),
          _col("project_category", "text", "Category."),
          _col("chain_count", _BIGINT, "Chains the project's pools are on that day."),
@@ -122,7 +127,7 @@ VIEWS = (
         ("project", "snapshot_date"),
     ),
     View(
-        "pool_apy_stats", True,
+        "pool_apy_stats", MATVIEW,
         "Per pool, as of the newest snapshot day (as_of_date): APY mean, volatility (sample standard "
         "deviation) and days over the last 7 and 30 days, the 30-day APY range and mean TVL; pools without a "
         "snapshot in those 30 days are left out. A materialized view refreshed concurrently by this asset; "
@@ -195,8 +200,8 @@ def _figures(cur, view: View, schema_name: str, day: dt.date) -> dict:
                 ["symbol", "project", "chain", "tvl_usd", "apy_avg_7d", "apy_avg_30d", "apy_stddev_30d"], top))}
 
 
-def refresh_and_describe(view: View, warehouse: Warehouse, day: dt.date, log=None) -> dict:
-    """Check that the view exists, refresh it if it is materialized, and return its figures."""
+def refresh_and_describe(view: View, warehouse: Warehouse, days: tuple[dt.date, ...], log=None) -> dict:
+    """Check that the relation exists, bring it up to date for ``days`` and return its figures."""
     schema_name = warehouse.schema_name
     qualified = f"{quote_ident(schema_name)}.{quote_ident(view.name)}"
     started = time.perf_counter()
@@ -208,23 +213,28 @@ def refresh_and_describe(view: View, warehouse: Warehouse, day: dt.date, log=Non
             (schema_name, view.name),
         )
         found = cur.fetchone()
-        expected = "m" if view.materialized else "v"
-        if found is None or found[0] != expected:
+        if found is None or found[0] != _RELKIND[view.kind]:
             raise dg.Failure(
-                description=f"{schema_name}.{view.name} is missing or is not a "
-                f"{'materialized view' if view.materialized else 'view'}: the warehouse is not at the latest "
-                "migration. Run `alembic upgrade head` (runs do it when they start unless migrate_on_start is off)."
+                description=f"{schema_name}.{view.name} is missing or is not a {view.kind}: the warehouse is not "
+                "at the latest migration. Run `alembic upgrade head` (runs do it when they start unless "
+                "migrate_on_start is off)."
             )
-        metadata: dict = {"dagster/table_name": f"{schema_name}.{view.name}",
-                          "view_kind": "materialized view" if view.materialized else "view"}
-        if view.materialized:
+        metadata: dict = {"dagster/table_name": f"{schema_name}.{view.name}", "view_kind": view.kind}
+        if view.kind == MATVIEW:
             # CONCURRENTLY keeps the old contents readable during the rebuild; it needs a populated view.
             concurrently = "CONCURRENTLY " if found[1] else ""
             cur.execute(f"REFRESH MATERIALIZED VIEW {concurrently}{qualified}")
+        elif view.name == "pool_latest":
+            metadata["pools_recomputed"] = analytics_tables.refresh_pool_latest(cur, schema_name, days[0], days[-1])
+        elif view.kind == TABLE:
+            metadata["rows_written"] = analytics_tables.refresh_daily_stats(cur, schema_name, view.name,
+                                                                            days[0], days[-1])
+        if view.kind != VIEW:
             metadata["refresh_seconds"] = round(time.perf_counter() - started, 3)
             if log:
-                log.info(f"refreshed {schema_name}.{view.name} in {metadata['refresh_seconds']} s")
-        metadata.update(_figures(cur, view, schema_name, day))
+                log.info(f"refreshed {schema_name}.{view.name} for {len(days)} day(s) in "
+                         f"{metadata['refresh_seconds']} s")
+        metadata.update(_figures(cur, view, schema_name, days[-1]))
     return metadata
 
 
@@ -242,15 +252,15 @@ def _build(view: View) -> dg.AssetsDefinition:
         automation_condition=dg.AutomationCondition.eager(),
         metadata={
             "table": view.name,
-            "view_kind": "materialized view" if view.materialized else "view",
+            "view_kind": view.kind,
             "primary_key": list(view.unique_key),
             "dagster/column_schema": dg.TableSchema(columns=list(view.columns)),
             **lineage.metadata_for(view.name),
         },
     )
     def _asset(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
-        day = days_of(context.partition_time_window)[-1]
-        return dg.MaterializeResult(metadata=refresh_and_describe(view, warehouse, day, context.log))
+        days = days_of(context.partition_time_window)
+        return dg.MaterializeResult(metadata=refresh_and_describe(view, warehouse, days, context.log))
 
     return _asset
 

@@ -1,0 +1,117 @@
+"""Keeping the analytics tables (migration 0004) up to date for the days a run loads.
+
+Each statement touches only the run's days: the daily stats replace those days' rows, and
+``pool_latest`` recomputes the pools that have a snapshot on those days (or whose stored newest
+snapshot was one of them, in case a re-loaded day no longer has the pool). The cost of a day is
+therefore the same after a week or after ten years, where re-aggregating every snapshot grew with
+history. Everything runs in the caller's transaction, under a per-table advisory lock.
+
+The aggregates group by the pools' chain and project as stored when the day is computed; a pool whose
+project is renamed later keeps its older days under the old name until those days are re-materialized.
+
+The SQL repeats migration 0004's on purpose: a migration must not change when code does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import psycopg2.extensions
+
+from llama_pipeline import schema
+from llama_pipeline.warehouse_lock import partition_lock_key, quote_ident
+
+_STATS = """
+       count(*) AS pool_count,
+       sum(s.tvl_usd) AS total_tvl_usd,
+       sum(s.tvl_usd) FILTER (WHERE p.stablecoin) AS stablecoin_tvl_usd,
+       avg(s.apy) AS mean_apy,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY s.apy) AS median_apy,
+       sum(s.apy * s.tvl_usd) / nullif(sum(s.tvl_usd) FILTER (WHERE s.apy IS NOT NULL), 0) AS tvl_weighted_apy,
+       max(s.apy) AS max_apy,
+       count(*) FILTER (WHERE s.outlier) AS outlier_count"""
+_STATS_COLUMNS = ("pool_count, total_tvl_usd, stablecoin_tvl_usd, mean_apy, median_apy, tvl_weighted_apy, max_apy, "
+                  "outlier_count")
+
+_DAILY_STATS = {
+    "chain_daily_stats": f"""
+        INSERT INTO {{q}}.chain_daily_stats (snapshot_date, chain, {_STATS_COLUMNS})
+        SELECT s.snapshot_date, p.chain, {_STATS}
+        FROM {{q}}.pool_snapshots s
+        JOIN {{q}}.pools p ON p.pool_id = s.pool_id
+        WHERE s.snapshot_date BETWEEN %(first)s AND %(last)s
+        GROUP BY s.snapshot_date, p.chain""",
+    "project_daily_stats": f"""
+        INSERT INTO {{q}}.project_daily_stats (snapshot_date, project, project_name, project_category, chain_count,
+                                              {_STATS_COLUMNS})
+        SELECT s.snapshot_date, j.slug, j.name, j.category, count(DISTINCT p.chain), {_STATS}
+        FROM {{q}}.pool_snapshots s
+        JOIN {{q}}.pools p ON p.pool_id = s.pool_id
+        JOIN {{q}}.projects j ON j.slug = p.project
+        WHERE s.snapshot_date BETWEEN %(first)s AND %(last)s
+        GROUP BY s.snapshot_date, j.slug""",
+}
+
+_POOL_LATEST_COLUMNS = [c.name for c in schema.pool_latest.columns]
+_SNAPSHOT_VALUES = ", ".join(f"s.{quote_ident(name)}" for name in (*schema.SNAPSHOT_METRICS, "source"))
+
+
+def _lock(cur: psycopg2.extensions.cursor, schema_name: str, table: str) -> None:
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", (partition_lock_key(schema_name, table),))
+
+
+def refresh_daily_stats(cur: psycopg2.extensions.cursor, schema_name: str, table: str,
+                        first: dt.date, last: dt.date) -> int:
+    """Replace the rows of ``first``..``last`` in ``chain_daily_stats`` or ``project_daily_stats``;
+    returns the rows written."""
+    q = quote_ident(schema_name)
+    _lock(cur, schema_name, table)
+    cur.execute(f"DELETE FROM {q}.{quote_ident(table)} WHERE snapshot_date BETWEEN %(first)s AND %(last)s",
+                {"first": first, "last": last})
+    cur.execute(_DAILY_STATS[table].format(q=q), {"first": first, "last": last})
+    return cur.rowcount
+
+
+def refresh_pool_latest(cur: psycopg2.extensions.cursor, schema_name: str, first: dt.date, last: dt.date) -> int:
+    """Recompute ``pool_latest`` for the pools the days ``first``..``last`` touch, then ``is_current``;
+    returns the pools recomputed."""
+    q = quote_ident(schema_name)
+    _lock(cur, schema_name, "pool_latest")
+    params = {"first": first, "last": last}
+    cur.execute(
+        f"""
+        CREATE TEMP TABLE _touched ON COMMIT DROP AS
+        SELECT pool_id FROM {q}.pool_snapshots WHERE snapshot_date BETWEEN %(first)s AND %(last)s
+        UNION
+        SELECT pool_id FROM {q}.pool_latest WHERE snapshot_date BETWEEN %(first)s AND %(last)s
+        """,
+        params,
+    )
+    cur.execute(f"DELETE FROM {q}.pool_latest l USING _touched t WHERE l.pool_id = t.pool_id")
+    cur.execute(
+        f"""
+        INSERT INTO {q}.pool_latest ({", ".join(quote_ident(c) for c in _POOL_LATEST_COLUMNS)})
+        SELECT p.pool_id, p.chain, p.project, j.name, j.category,
+               p.symbol, p.pool_meta, p.exposure, p.il_risk, p.stablecoin, p.underlying_tokens, p.reward_tokens,
+               p.first_seen_date, p.last_seen_date, s.snapshot_date,
+               s.snapshot_date = (SELECT max(snapshot_date) FROM {q}.pool_snapshots), {_SNAPSHOT_VALUES}
+        FROM _touched t
+        JOIN {q}.pools p ON p.pool_id = t.pool_id
+        JOIN {q}.projects j ON j.slug = p.project
+        CROSS JOIN LATERAL (
+            SELECT * FROM {q}.pool_snapshots x WHERE x.pool_id = t.pool_id ORDER BY x.snapshot_date DESC LIMIT 1
+        ) s
+        """
+    )
+    written = cur.rowcount
+    # A newer day makes yesterday's current pools that are gone no longer current; only those change.
+    cur.execute(
+        f"""
+        WITH newest AS (SELECT max(snapshot_date) AS day FROM {q}.pool_snapshots)
+        UPDATE {q}.pool_latest l SET is_current = (l.snapshot_date = newest.day)
+        FROM newest
+        WHERE l.is_current IS DISTINCT FROM (l.snapshot_date = newest.day)
+        """
+    )
+    cur.execute("DROP TABLE _touched")
+    return written
