@@ -25,6 +25,7 @@ import sqlalchemy as sa
 
 from llama_pipeline import raw_archive, schema
 from llama_pipeline.db_url import scrub
+from llama_pipeline.gc_pause import paused_gc
 from llama_pipeline.partitions import days_of
 from llama_pipeline.pg_copy import copy_buffer
 from llama_pipeline.raw_archive import FetchedPayloads, RawArchive
@@ -110,7 +111,8 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                 if not isinstance(obj, DailyBatches):
                     raise TypeError(f"{context.asset_key.to_user_string()} returned {type(obj).__name__}; "
                                     "expected DailyBatches or a DataFrame")
-                stats = self._write_table(context, table, mode, meta.get("partition_expr"), obj)
+                with paused_gc():  # building and serializing a day's rows: see gc_pause
+                    stats = self._write_table(context, table, mode, meta.get("partition_expr"), obj)
         except psycopg2.Error as error:
             raise WarehouseError(
                 f"writing {self.warehouse.schema_name}.{table.name} failed and was rolled back: "

@@ -22,6 +22,7 @@ import datetime as dt
 import threading
 
 from llama_pipeline import raw_archive
+from llama_pipeline.gc_pause import paused_gc
 from llama_pipeline.payloads import Endpoint
 from llama_pipeline.transform.pools import ParsedPools, chains_and_projects, parse_pools
 from llama_pipeline.transform.protocols import ListedProtocols, listed_protocols, protocol_chain_spellings
@@ -71,13 +72,27 @@ def _get(warehouse: Warehouse, endpoint: Endpoint, day: dt.date) -> PoolsDay | P
             return found
     stats["misses"] += 1
     payload = raw_archive.load(warehouse, endpoint, day)
-    parsed = _parse(endpoint, payload.records(), day)
+    with paused_gc():
+        parsed = _parse(endpoint, payload.records(), day)
+    # Keyed by what was read: a payload replaced since the lookup above is cached as itself.
+    _keep((endpoint, day, payload.sha256), parsed)
+    return parsed
+
+
+def _keep(key: tuple, parsed: PoolsDay | ProtocolsDay) -> None:
     with _lock:
-        # Keyed by what was read: a payload replaced since the lookup above is cached as itself.
-        _entries[(endpoint, day, payload.sha256)] = parsed
+        _entries[key] = parsed
+        _entries.move_to_end(key)
         while len(_entries) > MAX_ENTRIES:
             _entries.popitem(last=False)
-    return parsed
+
+
+def remember(endpoint: Endpoint, day: dt.date, sha256: str, records: list) -> None:
+    """Parse the records a raw asset has just fetched and decoded, under the body's SHA-256: the
+    warehouse assets that replay the same stored body then skip reading, decoding and parsing it."""
+    with paused_gc():
+        parsed = _parse(endpoint, records, day)
+    _keep((endpoint, day, sha256), parsed)
 
 
 def pools_day(archive: raw_archive.RawArchive, day: dt.date) -> PoolsDay:

@@ -26,7 +26,7 @@ def test_a_day_is_parsed_once_for_all_four_warehouse_assets(resources, warehouse
     archive_payloads(warehouse, DAY, *small_day)
     assert materialize(warehouse_assets(), resources, DAY).success
     # One parse per endpoint; chains, projects, pools and pool_snapshots reuse them.
-    assert parsed_payloads.stats["misses"] == 2
+    assert parsed_payloads.stats["misses"] == 2  # stored payloads, not fetched in this run
     assert parsed_payloads.stats["hits"] >= 3
     assert query("SELECT count(*) FROM pool_snapshots WHERE snapshot_date = %s", (DAY,)) == [(300,)]
 
@@ -50,3 +50,16 @@ def test_missing_payload_and_wrong_archive_are_refused(warehouse):
         parsed_payloads.pools_day(RawArchive(warehouse, "pools", (DAY,)), DAY)
     with pytest.raises(ValueError, match="/pools archive"):
         parsed_payloads.pools_day(RawArchive(warehouse, "protocols", (DAY,)), DAY)
+
+
+def test_todays_fetch_is_parsed_once_by_the_raw_asset_and_reused(resources, http, query, small_day):
+    from .conftest import all_assets
+
+    pools_payload, protocols = small_day
+    http.set("/pools", synthetic.dumps(pools_payload))
+    http.set("/protocols", synthetic.dumps(protocols))
+    assert materialize(all_assets(), resources).success
+    # raw_pools and raw_protocols parsed what they fetched; nothing was read back and parsed again.
+    assert parsed_payloads.stats["misses"] == 0
+    assert parsed_payloads.stats["hits"] >= 4
+    assert query("SELECT count(*) FROM pool_snapshots") == [(300,)]

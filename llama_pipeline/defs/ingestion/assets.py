@@ -6,7 +6,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
 
-from llama_pipeline import lineage, quality, raw_archive, schema
+from llama_pipeline import lineage, parsed_payloads, quality, raw_archive, schema
+from llama_pipeline.gc_pause import paused_gc
 from llama_pipeline.http_client import DefiLlamaClient, FetchError
 from llama_pipeline.io_manager import ARCHIVE, table_metadata
 from llama_pipeline.partitions import DAILY, days_of, utc_today
@@ -67,7 +68,8 @@ def collect_payloads(
     if today in days:
         try:
             response = client.fetch(url)
-            records = decode_records(endpoint, response.body, _without_credentials(url))
+            with paused_gc():
+                records = decode_records(endpoint, response.body, _without_credentials(url))
         except (FetchError, PayloadError) as error:
             # A Failure puts the reason at the top of the run's page instead of under a stack trace.
             # Only a fetch that ran out of attempts is worth the RetryPolicy's later retries; a payload
@@ -83,6 +85,8 @@ def collect_payloads(
             RawPayload(endpoint, today, _without_credentials(url), response.fetched_at, response.status,
                        response.content_type, response.body, len(records))
         )
+        # Runs execute in one process: the warehouse assets downstream reuse this parse of today's body.
+        parsed_payloads.remember(endpoint, today, fetched[0].sha256, records)
         metadata.update(
             {
                 "dagster/row_count": len(records),
