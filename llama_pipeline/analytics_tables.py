@@ -1,10 +1,12 @@
 """Keeping the analytics tables (migration 0004) up to date for the days a run loads.
 
-Each statement touches only the run's days: the daily stats replace those days' rows, and
-``pool_latest`` recomputes the pools that have a snapshot on those days (or whose stored newest
-snapshot was one of them, in case a re-loaded day no longer has the pool). The cost of a day is
-therefore the same after a week or after ten years, where re-aggregating every snapshot grew with
-history. Everything runs in the caller's transaction, under a per-table advisory lock.
+The daily stats replace the run's days' rows, and ``pool_latest`` recomputes the pools that have a
+snapshot on those days (or whose stored newest snapshot was one of them, in case a re-loaded day no
+longer has the pool). The cost of a day is therefore the same after a week or after ten years, where
+re-aggregating every snapshot grew with history. ``pool_apy_stats`` holds the newest day's 30-day
+windows and is replaced as a whole: its work is bounded by the window. Everything runs in the
+caller's transaction (readers see the previous rows until it commits), under a per-table advisory
+lock.
 
 The aggregates group by the pools' chain and project as stored when the day is computed; a pool whose
 project is renamed later keeps its older days under the old name until those days are re-materialized.
@@ -115,3 +117,36 @@ def refresh_pool_latest(cur: psycopg2.extensions.cursor, schema_name: str, first
     )
     cur.execute("DROP TABLE _touched")
     return written
+
+
+_POOL_APY_STATS = """
+    INSERT INTO {q}.pool_apy_stats
+    WITH as_of AS (SELECT max(snapshot_date) AS day FROM {q}.pool_snapshots)
+    SELECT s.pool_id, p.chain, p.project, p.symbol, p.pool_meta, p.stablecoin,
+           a.day AS as_of_date,
+           max(s.apy) FILTER (WHERE s.snapshot_date = a.day) AS apy,
+           max(s.tvl_usd) FILTER (WHERE s.snapshot_date = a.day) AS tvl_usd,
+           avg(s.apy) FILTER (WHERE s.snapshot_date > a.day - 7) AS apy_avg_7d,
+           stddev_samp(s.apy) FILTER (WHERE s.snapshot_date > a.day - 7) AS apy_stddev_7d,
+           count(s.apy) FILTER (WHERE s.snapshot_date > a.day - 7) AS apy_days_7d,
+           avg(s.apy) AS apy_avg_30d,
+           stddev_samp(s.apy) AS apy_stddev_30d,
+           min(s.apy) AS apy_min_30d,
+           max(s.apy) AS apy_max_30d,
+           count(s.apy) AS apy_days_30d,
+           avg(s.tvl_usd) AS tvl_avg_30d
+    FROM as_of a
+    JOIN {q}.pool_snapshots s ON s.snapshot_date > a.day - 30 AND s.snapshot_date <= a.day
+    JOIN {q}.pools p ON p.pool_id = s.pool_id
+    GROUP BY s.pool_id, p.chain, p.project, p.symbol, p.pool_meta, p.stablecoin, a.day
+"""
+
+
+def replace_pool_apy_stats(cur: psycopg2.extensions.cursor, schema_name: str) -> int:
+    """Recompute ``pool_apy_stats`` as of the newest snapshot day; returns the pools written."""
+    q = quote_ident(schema_name)
+    _lock(cur, schema_name, "pool_apy_stats")
+    # DELETE rather than TRUNCATE: TRUNCATE would lock readers out until the transaction ends.
+    cur.execute(f"DELETE FROM {q}.pool_apy_stats")
+    cur.execute(_POOL_APY_STATS.format(q=q))
+    return cur.rowcount

@@ -264,4 +264,31 @@ pool_latest = sa.Table(
     "is of the newest day loaded). Kept up to date by the pool_latest asset.",
 )
 
+pool_apy_stats = sa.Table(
+    "pool_apy_stats",
+    metadata,
+    sa.Column("pool_id", pg.UUID(as_uuid=False), primary_key=True),
+    sa.Column("chain", sa.Text, nullable=False),
+    sa.Column("project", sa.Text, nullable=False),
+    sa.Column("symbol", sa.Text),
+    sa.Column("pool_meta", sa.Text),
+    sa.Column("stablecoin", sa.Boolean),
+    sa.Column("as_of_date", sa.Date, nullable=False),
+    sa.Column("apy", sa.Float),
+    sa.Column("tvl_usd", sa.Float),
+    sa.Column("apy_avg_7d", sa.Float),
+    sa.Column("apy_stddev_7d", sa.Float),
+    sa.Column("apy_days_7d", sa.BigInteger, nullable=False),
+    sa.Column("apy_avg_30d", sa.Float),
+    sa.Column("apy_stddev_30d", sa.Float),
+    sa.Column("apy_min_30d", sa.Float),
+    sa.Column("apy_max_30d", sa.Float),
+    sa.Column("apy_days_30d", sa.BigInteger, nullable=False),
+    sa.Column("tvl_avg_30d", sa.Float),
+    sa.Index("ix_pool_apy_stats_chain", "chain"),
+    sa.Index("ix_pool_apy_stats_project", "project"),
+    comment="Per pool, as of the newest snapshot day: APY mean, sample standard deviation and days over the "
+    "last 7 and 30 days, 30-day APY range and mean TVL. Replaced by the pool_apy_stats asset.",
+)
+
 ALEMBIC_VERSION_TABLE = "llama_alembic_version"

@@ -1,12 +1,14 @@
-"""Analytics as tables kept up to date one day at a time, instead of views over every snapshot.
+"""Analytics as tables kept up to date by their assets, instead of views over every snapshot.
 
 ``chain_daily_stats`` and ``project_daily_stats`` were materialized views: every refresh re-aggregated
 every snapshot ever stored (5 s a day at one year, growing). ``pool_latest`` was a plain view that
-probed the primary key once per pool on every read (~150 ms at one year). All three become tables that
-their assets maintain for the days a run loads: the daily stats replace that day's rows, and
-``pool_latest`` recomputes only the pools with a snapshot on those days. Their existing contents are
-computed here once. ``pool_apy_rolling`` (a view filtered by pool) and ``pool_apy_stats`` (a
-materialized view over a fixed 30-day window) stay as they are: their cost does not grow with history.
+probed the primary key once per pool on every read (~150 ms at one year). ``pool_apy_stats`` was a
+materialized view refreshed CONCURRENTLY, which computes the new contents and then diffs them against
+the old. All four become tables that their assets maintain: the daily stats replace the run's days,
+``pool_latest`` recomputes only the pools with a snapshot on those days, and ``pool_apy_stats`` is
+replaced in one transaction (its 30-day window bounds the work). Readers see the previous rows until
+the transaction commits. Their existing contents are computed here once. ``pool_apy_rolling`` (a view
+read through the primary key) stays as it is.
 
 Revision ID: 0004
 Revises: 0003
@@ -79,7 +81,30 @@ CROSS JOIN LATERAL (
 """
 
 
+POOL_APY_STATS_SELECT = """
+WITH as_of AS (SELECT max(snapshot_date) AS day FROM pool_snapshots)
+SELECT s.pool_id, p.chain, p.project, p.symbol, p.pool_meta, p.stablecoin,
+       a.day AS as_of_date,
+       max(s.apy) FILTER (WHERE s.snapshot_date = a.day) AS apy,
+       max(s.tvl_usd) FILTER (WHERE s.snapshot_date = a.day) AS tvl_usd,
+       avg(s.apy) FILTER (WHERE s.snapshot_date > a.day - 7) AS apy_avg_7d,
+       stddev_samp(s.apy) FILTER (WHERE s.snapshot_date > a.day - 7) AS apy_stddev_7d,
+       count(s.apy) FILTER (WHERE s.snapshot_date > a.day - 7) AS apy_days_7d,
+       avg(s.apy) AS apy_avg_30d,
+       stddev_samp(s.apy) AS apy_stddev_30d,
+       min(s.apy) AS apy_min_30d,
+       max(s.apy) AS apy_max_30d,
+       count(s.apy) AS apy_days_30d,
+       avg(s.tvl_usd) AS tvl_avg_30d
+FROM as_of a
+JOIN pool_snapshots s ON s.snapshot_date > a.day - 30 AND s.snapshot_date <= a.day
+JOIN pools p ON p.pool_id = s.pool_id
+GROUP BY s.pool_id, p.chain, p.project, p.symbol, p.pool_meta, p.stablecoin, a.day
+"""
+
+
 def upgrade() -> None:
+    op.execute("DROP MATERIALIZED VIEW pool_apy_stats")
     op.execute("DROP MATERIALIZED VIEW chain_daily_stats")
     op.execute("DROP MATERIALIZED VIEW project_daily_stats")
     op.execute("DROP VIEW pool_latest")
@@ -147,8 +172,36 @@ def upgrade() -> None:
     )
     op.execute(POOL_LATEST_FILL)
 
+    op.create_table(
+        "pool_apy_stats",
+        sa.Column("pool_id", pg.UUID(as_uuid=False), primary_key=True),
+        sa.Column("chain", sa.Text, nullable=False),
+        sa.Column("project", sa.Text, nullable=False),
+        sa.Column("symbol", sa.Text),
+        sa.Column("pool_meta", sa.Text),
+        sa.Column("stablecoin", sa.Boolean),
+        sa.Column("as_of_date", sa.Date, nullable=False),
+        sa.Column("apy", sa.Float),
+        sa.Column("tvl_usd", sa.Float),
+        sa.Column("apy_avg_7d", sa.Float),
+        sa.Column("apy_stddev_7d", sa.Float),
+        sa.Column("apy_days_7d", sa.BigInteger, nullable=False),
+        sa.Column("apy_avg_30d", sa.Float),
+        sa.Column("apy_stddev_30d", sa.Float),
+        sa.Column("apy_min_30d", sa.Float),
+        sa.Column("apy_max_30d", sa.Float),
+        sa.Column("apy_days_30d", sa.BigInteger, nullable=False),
+        sa.Column("tvl_avg_30d", sa.Float),
+        sa.Index("ix_pool_apy_stats_chain", "chain"),
+        sa.Index("ix_pool_apy_stats_project", "project"),
+        comment="Per pool, as of the newest snapshot day: APY mean, sample standard deviation and days over the "
+        "last 7 and 30 days, 30-day APY range and mean TVL. Replaced by the pool_apy_stats asset.",
+    )
+    op.execute("INSERT INTO pool_apy_stats " + POOL_APY_STATS_SELECT)
+
 
 def downgrade() -> None:
+    op.drop_table("pool_apy_stats")
     op.drop_table("pool_latest")
     op.drop_table("project_daily_stats")
     op.drop_table("chain_daily_stats")
@@ -163,7 +216,11 @@ def downgrade() -> None:
     op.execute(rev.PROJECT_DAILY_STATS)
     op.execute("CREATE UNIQUE INDEX ux_project_daily_stats ON project_daily_stats (project, snapshot_date)")
     op.execute("CREATE INDEX ix_project_daily_stats_snapshot_date ON project_daily_stats (snapshot_date)")
+    op.execute(rev.POOL_APY_STATS)
+    op.execute("CREATE UNIQUE INDEX ux_pool_apy_stats ON pool_apy_stats (pool_id)")
+    op.execute("CREATE INDEX ix_pool_apy_stats_chain ON pool_apy_stats (chain)")
+    op.execute("CREATE INDEX ix_pool_apy_stats_project ON pool_apy_stats (project)")
     for (kind, name), comment in rev.COMMENTS.items():
-        if name in ("pool_latest", "chain_daily_stats", "project_daily_stats"):
+        if name in ("pool_latest", "chain_daily_stats", "project_daily_stats", "pool_apy_stats"):
             quoted = comment.replace("'", "''")
             op.execute(f"COMMENT ON {kind} {name} IS '{quoted}'")

@@ -1,10 +1,10 @@
 """Analytics over the warehouse tables, as assets downstream of them.
 
-Three are tables that their asset keeps up to date for the days a run loads (``llama_pipeline/
-analytics_tables.py``): ``chain_daily_stats`` and ``project_daily_stats`` replace those days' rows and
-``pool_latest`` recomputes the pools those days touch, so a day costs the same at any history length.
-``pool_apy_rolling`` is a plain view that reads one pool through the primary key, and ``pool_apy_stats``
-a materialized view over a fixed 30-day window, refreshed after each load. The assets share the daily
+Four are tables that their asset keeps up to date for the days a run loads (``llama_pipeline/
+analytics_tables.py``): ``chain_daily_stats`` and ``project_daily_stats`` replace those days' rows,
+``pool_latest`` recomputes the pools those days touch, and ``pool_apy_stats`` (a fixed 30-day window) is
+replaced, so a day costs the same at any history length. ``pool_apy_rolling`` is a plain view that reads
+one pool through the primary key. The assets share the daily
 partitions of the tables, so the schedule and a backfill run them after ``pool_snapshots``, and report
 the figures of the run's last day for the UI's plots.
 """
@@ -64,14 +64,14 @@ def _window_stats(prefix: str = "apy") -> list[dg.TableColumn]:
     ]
 
 
-TABLE, VIEW, MATVIEW = "table", "view", "materialized view"
-_RELKIND = {TABLE: "r", VIEW: "v", MATVIEW: "m"}
+TABLE, VIEW = "table", "view"
+_RELKIND = {TABLE: "r", VIEW: "v"}
 
 
 @dataclasses.dataclass(frozen=True)
 class View:
     name: str
-    kind: str  # TABLE, VIEW or MATVIEW
+    kind: str  # TABLE or VIEW
     description: str
     deps: tuple[str, ...]
     columns: tuple[dg.TableColumn, ...]
@@ -127,11 +127,11 @@ VIEWS = (
         ("project", "snapshot_date"),
     ),
     View(
-        "pool_apy_stats", MATVIEW,
+        "pool_apy_stats", TABLE,
         "Per pool, as of the newest snapshot day (as_of_date): APY mean, volatility (sample standard "
         "deviation) and days over the last 7 and 30 days, the 30-day APY range and mean TVL; pools without a "
-        "snapshot in those 30 days are left out. A materialized view refreshed concurrently by this asset; "
-        "pool_apy_rolling gives the same figures for any day.",
+        "snapshot in those 30 days are left out. A table this asset replaces in one transaction after each load "
+        "(readers keep the previous rows meanwhile); pool_apy_rolling gives the same figures for any day.",
         ("pool_snapshots", "pools"),
         (*_from(schema.pools, "pool_id", "chain", "project", "symbol", "pool_meta", "stablecoin"),
          _col("as_of_date", "date", "The newest snapshot day: the windows end here."),
@@ -203,12 +203,10 @@ def _figures(cur, view: View, schema_name: str, day: dt.date) -> dict:
 def refresh_and_describe(view: View, warehouse: Warehouse, days: tuple[dt.date, ...], log=None) -> dict:
     """Check that the relation exists, bring it up to date for ``days`` and return its figures."""
     schema_name = warehouse.schema_name
-    qualified = f"{quote_ident(schema_name)}.{quote_ident(view.name)}"
     started = time.perf_counter()
     with warehouse.connection() as conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT c.relkind, m.ispopulated FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "LEFT JOIN pg_matviews m ON m.schemaname = n.nspname AND m.matviewname = c.relname "
+            "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = %s AND c.relname = %s",
             (schema_name, view.name),
         )
@@ -220,10 +218,8 @@ def refresh_and_describe(view: View, warehouse: Warehouse, days: tuple[dt.date, 
                 "migrate_on_start is off)."
             )
         metadata: dict = {"dagster/table_name": f"{schema_name}.{view.name}", "view_kind": view.kind}
-        if view.kind == MATVIEW:
-            # CONCURRENTLY keeps the old contents readable during the rebuild; it needs a populated view.
-            concurrently = "CONCURRENTLY " if found[1] else ""
-            cur.execute(f"REFRESH MATERIALIZED VIEW {concurrently}{qualified}")
+        if view.name == "pool_apy_stats":
+            metadata["rows_written"] = analytics_tables.replace_pool_apy_stats(cur, schema_name)
         elif view.name == "pool_latest":
             metadata["pools_recomputed"] = analytics_tables.refresh_pool_latest(cur, schema_name, days[0], days[-1])
         elif view.kind == TABLE:
