@@ -13,6 +13,7 @@ HEADINGS = (
     "== 3. Peers",
     "== 4. Day 2",
     "== 5. Backfill",
+    "== 6a. Analytics upkeep",
     "== 6. Queries",
     "== 7. Memory and disk",
     "== Targets",
