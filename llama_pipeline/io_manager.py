@@ -23,7 +23,7 @@ import psycopg2
 import psycopg2.extensions
 import sqlalchemy as sa
 
-from llama_pipeline import raw_archive, schema
+from llama_pipeline import parsed_payloads, raw_archive, schema
 from llama_pipeline.db_url import scrub
 from llama_pipeline.gc_pause import paused_gc
 from llama_pipeline.partitions import days_of
@@ -93,6 +93,14 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
     """
 
     warehouse: Warehouse
+
+    # The steps of a run share parsed payloads; nothing is carried from one run to the next in a process
+    # that executes several (tests, the benchmark), and the memory is given back when the run ends.
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        parsed_payloads.clear()
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        parsed_payloads.clear()
 
     # -- writing -------------------------------------------------------------------------------------
 

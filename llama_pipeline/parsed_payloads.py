@@ -110,6 +110,11 @@ def protocols_day(archive: raw_archive.RawArchive, day: dt.date) -> ProtocolsDay
 
 
 def clear() -> None:
+    """Forget every parsed payload (the counters in ``stats`` are kept)."""
     with _lock:
         _entries.clear()
-    stats.clear()
+
+
+def cached() -> int:
+    """How many parsed payloads are held."""
+    return len(_entries)

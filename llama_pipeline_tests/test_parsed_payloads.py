@@ -18,8 +18,17 @@ DAY = dt.date(2026, 3, 1)
 @pytest.fixture(autouse=True)
 def empty_cache():
     parsed_payloads.clear()
+    parsed_payloads.stats.clear()
     yield
     parsed_payloads.clear()
+
+
+def test_a_run_leaves_nothing_parsed_behind(resources, warehouse, small_day):
+    archive_payloads(warehouse, DAY, *small_day)
+    assert materialize(warehouse_assets(), resources, DAY).success
+    assert parsed_payloads.cached() == 0
+    assert materialize(warehouse_assets(), resources, DAY).success
+    assert parsed_payloads.stats["misses"] == 4  # the second run parsed the day again
 
 
 def test_a_day_is_parsed_once_for_all_four_warehouse_assets(resources, warehouse, query, small_day):
