@@ -75,37 +75,68 @@ def refresh_daily_stats(cur: psycopg2.extensions.cursor, schema_name: str, table
 
 
 def refresh_pool_latest(cur: psycopg2.extensions.cursor, schema_name: str, first: dt.date, last: dt.date) -> int:
-    """Recompute ``pool_latest`` for the pools the days ``first``..``last`` touch, then ``is_current``;
-    returns the pools recomputed."""
+    """Bring ``pool_latest`` up to date after the days ``first``..``last`` were loaded; returns the pools
+    written.
+
+    A pool's newest snapshot within the days replaces its stored row when that row is not newer. A stored
+    row of one of the days that the day no longer has (a day re-loaded without the pool) is recomputed
+    from the pool's newest remaining snapshot. Pools whose stored row is newer than the days stay as they
+    are: their attributes came from that newer day.
+    """
     q = quote_ident(schema_name)
     _lock(cur, schema_name, "pool_latest")
     params = {"first": first, "last": last}
+    columns = ", ".join(quote_ident(c) for c in _POOL_LATEST_COLUMNS)
+    attributes = f"""
+        p.pool_id, p.chain, p.project, j.name, j.category,
+        p.symbol, p.pool_meta, p.exposure, p.il_risk, p.stablecoin, p.underlying_tokens, p.reward_tokens,
+        p.first_seen_date, p.last_seen_date, s.snapshot_date,
+        s.snapshot_date = (SELECT max(snapshot_date) FROM {q}.pool_snapshots), {_SNAPSHOT_VALUES}"""
     cur.execute(
         f"""
-        CREATE TEMP TABLE _touched ON COMMIT DROP AS
-        SELECT pool_id FROM {q}.pool_snapshots WHERE snapshot_date BETWEEN %(first)s AND %(last)s
-        UNION
-        SELECT pool_id FROM {q}.pool_latest WHERE snapshot_date BETWEEN %(first)s AND %(last)s
+        CREATE TEMP TABLE _range_newest ON COMMIT DROP AS
+        SELECT DISTINCT ON (pool_id) * FROM {q}.pool_snapshots
+        WHERE snapshot_date BETWEEN %(first)s AND %(last)s
+        ORDER BY pool_id, snapshot_date DESC
         """,
         params,
     )
-    cur.execute(f"DELETE FROM {q}.pool_latest l USING _touched t WHERE l.pool_id = t.pool_id")
+    cur.execute(f"DELETE FROM {q}.pool_latest l USING _range_newest r "
+                "WHERE l.pool_id = r.pool_id AND l.snapshot_date <= r.snapshot_date")
     cur.execute(
         f"""
-        INSERT INTO {q}.pool_latest ({", ".join(quote_ident(c) for c in _POOL_LATEST_COLUMNS)})
-        SELECT p.pool_id, p.chain, p.project, j.name, j.category,
-               p.symbol, p.pool_meta, p.exposure, p.il_risk, p.stablecoin, p.underlying_tokens, p.reward_tokens,
-               p.first_seen_date, p.last_seen_date, s.snapshot_date,
-               s.snapshot_date = (SELECT max(snapshot_date) FROM {q}.pool_snapshots), {_SNAPSHOT_VALUES}
-        FROM _touched t
-        JOIN {q}.pools p ON p.pool_id = t.pool_id
+        CREATE TEMP TABLE _orphaned ON COMMIT DROP AS
+        WITH gone AS (
+            DELETE FROM {q}.pool_latest WHERE snapshot_date BETWEEN %(first)s AND %(last)s RETURNING pool_id
+        )
+        SELECT pool_id FROM gone
+        """,
+        params,
+    )
+    cur.execute(
+        f"""
+        INSERT INTO {q}.pool_latest ({columns})
+        SELECT {attributes}
+        FROM _range_newest s
+        JOIN {q}.pools p ON p.pool_id = s.pool_id
         JOIN {q}.projects j ON j.slug = p.project
-        CROSS JOIN LATERAL (
-            SELECT * FROM {q}.pool_snapshots x WHERE x.pool_id = t.pool_id ORDER BY x.snapshot_date DESC LIMIT 1
-        ) s
+        WHERE NOT EXISTS (SELECT 1 FROM {q}.pool_latest l WHERE l.pool_id = s.pool_id)
         """
     )
     written = cur.rowcount
+    cur.execute(
+        f"""
+        INSERT INTO {q}.pool_latest ({columns})
+        SELECT {attributes}
+        FROM _orphaned o
+        JOIN {q}.pools p ON p.pool_id = o.pool_id
+        JOIN {q}.projects j ON j.slug = p.project
+        CROSS JOIN LATERAL (
+            SELECT * FROM {q}.pool_snapshots x WHERE x.pool_id = o.pool_id ORDER BY x.snapshot_date DESC LIMIT 1
+        ) s
+        """
+    )
+    written += cur.rowcount
     # A newer day makes yesterday's current pools that are gone no longer current; only those change.
     cur.execute(
         f"""
@@ -115,15 +146,17 @@ def refresh_pool_latest(cur: psycopg2.extensions.cursor, schema_name: str, first
         WHERE l.is_current IS DISTINCT FROM (l.snapshot_date = newest.day)
         """
     )
-    cur.execute("DROP TABLE _touched")
+    cur.execute("DROP TABLE _range_newest, _orphaned")
     return written
 
 
 _POOL_APY_STATS = """
-    INSERT INTO {q}.pool_apy_stats
-    WITH as_of AS (SELECT max(snapshot_date) AS day FROM {q}.pool_snapshots)
-    SELECT s.pool_id, p.chain, p.project, p.symbol, p.pool_meta, p.stablecoin,
-           a.day AS as_of_date,
+INSERT INTO {q}.pool_apy_stats
+WITH as_of AS (SELECT max(snapshot_date) AS day FROM {q}.pool_snapshots),
+windows AS (
+    -- Aggregated by pool alone, then joined to the pool's attributes: grouping 30 days of rows by every
+    -- attribute column cost several times more.
+    SELECT s.pool_id,
            max(s.apy) FILTER (WHERE s.snapshot_date = a.day) AS apy,
            max(s.tvl_usd) FILTER (WHERE s.snapshot_date = a.day) AS tvl_usd,
            avg(s.apy) FILTER (WHERE s.snapshot_date > a.day - 7) AS apy_avg_7d,
@@ -137,8 +170,14 @@ _POOL_APY_STATS = """
            avg(s.tvl_usd) AS tvl_avg_30d
     FROM as_of a
     JOIN {q}.pool_snapshots s ON s.snapshot_date > a.day - 30 AND s.snapshot_date <= a.day
-    JOIN {q}.pools p ON p.pool_id = s.pool_id
-    GROUP BY s.pool_id, p.chain, p.project, p.symbol, p.pool_meta, p.stablecoin, a.day
+    GROUP BY s.pool_id
+)
+SELECT w.pool_id, p.chain, p.project, p.symbol, p.pool_meta, p.stablecoin, a.day AS as_of_date,
+       w.apy, w.tvl_usd, w.apy_avg_7d, w.apy_stddev_7d, w.apy_days_7d, w.apy_avg_30d, w.apy_stddev_30d,
+       w.apy_min_30d, w.apy_max_30d, w.apy_days_30d, w.tvl_avg_30d
+FROM windows w
+JOIN {q}.pools p ON p.pool_id = w.pool_id
+CROSS JOIN as_of a
 """
 
 

@@ -368,3 +368,22 @@ def test_analytics_tables_stay_right_when_an_older_day_is_loaded_after_a_newer_o
     assert {after[r[0]][first_seen] for r in before if r[0] not in gone} <= {DAYS[0], DAYS[1]}
     assert [after[r[0]][:first_seen] + after[r[0]][first_seen + 1:] for r in before] == [
         r[:first_seen] + r[first_seen + 1:] for r in before]
+
+
+def test_a_pool_a_reloaded_day_no_longer_has_falls_back_to_its_previous_snapshot(resources, warehouse, query):
+    protocols = synthetic.generate_protocols(30, seed=9)
+    day1 = synthetic.generate_pools(40, seed=9, protocols=protocols, day=DAYS[0])
+    for day in DAYS[:2]:
+        archive_payloads(warehouse, day, day1, protocols)
+        assert run([*warehouse_assets(), *ANALYTICS], resources, day).success
+    dropped = day1["data"][5]["pool"]
+    assert query("SELECT snapshot_date, is_current FROM pool_latest WHERE pool_id = %s", (dropped,)) == [
+        (DAYS[1], True)]
+
+    # The second day's payload is stored again without that pool (today fetched again, say).
+    archive_payloads(warehouse, DAYS[1], {**day1, "data": [r for r in day1["data"] if r["pool"] != dropped]},
+                     protocols)
+    assert run([*warehouse_assets(), *ANALYTICS], resources, DAYS[1]).success
+    assert query("SELECT snapshot_date, is_current FROM pool_latest WHERE pool_id = %s", (dropped,)) == [
+        (DAYS[0], False)]
+    assert query("SELECT count(*), count(*) FILTER (WHERE is_current) FROM pool_latest") == [(40, 39)]

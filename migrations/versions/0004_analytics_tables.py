@@ -82,24 +82,32 @@ CROSS JOIN LATERAL (
 
 
 POOL_APY_STATS_SELECT = """
-WITH as_of AS (SELECT max(snapshot_date) AS day FROM pool_snapshots)
-SELECT s.pool_id, p.chain, p.project, p.symbol, p.pool_meta, p.stablecoin,
-       a.day AS as_of_date,
-       max(s.apy) FILTER (WHERE s.snapshot_date = a.day) AS apy,
-       max(s.tvl_usd) FILTER (WHERE s.snapshot_date = a.day) AS tvl_usd,
-       avg(s.apy) FILTER (WHERE s.snapshot_date > a.day - 7) AS apy_avg_7d,
-       stddev_samp(s.apy) FILTER (WHERE s.snapshot_date > a.day - 7) AS apy_stddev_7d,
-       count(s.apy) FILTER (WHERE s.snapshot_date > a.day - 7) AS apy_days_7d,
-       avg(s.apy) AS apy_avg_30d,
-       stddev_samp(s.apy) AS apy_stddev_30d,
-       min(s.apy) AS apy_min_30d,
-       max(s.apy) AS apy_max_30d,
-       count(s.apy) AS apy_days_30d,
-       avg(s.tvl_usd) AS tvl_avg_30d
-FROM as_of a
-JOIN pool_snapshots s ON s.snapshot_date > a.day - 30 AND s.snapshot_date <= a.day
-JOIN pools p ON p.pool_id = s.pool_id
-GROUP BY s.pool_id, p.chain, p.project, p.symbol, p.pool_meta, p.stablecoin, a.day
+WITH as_of AS (SELECT max(snapshot_date) AS day FROM pool_snapshots),
+windows AS (
+    -- Aggregated by pool alone, then joined to the pool's attributes: grouping 30 days of rows by every
+    -- attribute column cost several times more.
+    SELECT s.pool_id,
+           max(s.apy) FILTER (WHERE s.snapshot_date = a.day) AS apy,
+           max(s.tvl_usd) FILTER (WHERE s.snapshot_date = a.day) AS tvl_usd,
+           avg(s.apy) FILTER (WHERE s.snapshot_date > a.day - 7) AS apy_avg_7d,
+           stddev_samp(s.apy) FILTER (WHERE s.snapshot_date > a.day - 7) AS apy_stddev_7d,
+           count(s.apy) FILTER (WHERE s.snapshot_date > a.day - 7) AS apy_days_7d,
+           avg(s.apy) AS apy_avg_30d,
+           stddev_samp(s.apy) AS apy_stddev_30d,
+           min(s.apy) AS apy_min_30d,
+           max(s.apy) AS apy_max_30d,
+           count(s.apy) AS apy_days_30d,
+           avg(s.tvl_usd) AS tvl_avg_30d
+    FROM as_of a
+    JOIN pool_snapshots s ON s.snapshot_date > a.day - 30 AND s.snapshot_date <= a.day
+    GROUP BY s.pool_id
+)
+SELECT w.pool_id, p.chain, p.project, p.symbol, p.pool_meta, p.stablecoin, a.day AS as_of_date,
+       w.apy, w.tvl_usd, w.apy_avg_7d, w.apy_stddev_7d, w.apy_days_7d, w.apy_avg_30d, w.apy_stddev_30d,
+       w.apy_min_30d, w.apy_max_30d, w.apy_days_30d, w.tvl_avg_30d
+FROM windows w
+JOIN pools p ON p.pool_id = w.pool_id
+CROSS JOIN as_of a
 """
 
 
