@@ -1,17 +1,23 @@
-"""Each stored payload parsed once per process, however many assets read it.
+"""Each stored payload parsed once per run, however many assets read it.
 
 ``chains``, ``projects``, ``pools`` and ``pool_snapshots`` all start from the same day's ``/pools``
 payload (and two of them from ``/protocols``). Runs execute their steps in one process
-(``defs/execution.py``), so the first of them decodes and parses the day and the others reuse it:
-decoding and parsing 17,000 pools costs ~0.5 s, which every asset used to pay again.
+(``defs/execution.py``), so the raw asset that fetched today's payload parses it and the warehouse
+assets reuse that: decoding and parsing 17,000 pools costs ~0.3 s, which every asset used to pay again.
 
-Entries are keyed by endpoint, day and the stored body's SHA-256, read from ``raw_payloads`` on every
-lookup: a payload replaced in the archive (today fetched again) is a different key, so a stale parse is
-never served. Parsing is a pure function of body and day, so the schema or database it came from does
-not matter. Only the newest few entries are kept: a range run walks its days in order, one asset after
-another, and holding a year of parsed days would cost gigabytes.
+Two levels are kept, keyed by endpoint, day and the stored body's SHA-256 (read from ``raw_payloads``
+on every lookup, so a payload replaced in the archive is a different key and a stale parse is never
+served):
 
-Entries are shared: callers must not modify the frames they get.
+- the full parse (the rows of ``pools``, ``pool_snapshots`` and ``projects``), for the newest few
+  days only: holding a year of parsed days would cost gigabytes;
+- the names a day's payload uses (chain spellings, project slugs), a few kilobytes a day, for many
+  days: in a range run each asset walks every day in turn, and ``chains`` and ``projects`` need only
+  these, so they are computed without a full parse and never twice.
+
+Parsing is a pure function of body and day, so the schema or database a body came from does not
+matter. The IO manager empties the cache when a run starts and when it ends. Entries are shared:
+callers must not modify what they get.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import collections
 import dataclasses
 import datetime as dt
 import threading
+from collections.abc import Callable
 
 from llama_pipeline import raw_archive
 from llama_pipeline.gc_pause import paused_gc
@@ -28,18 +35,26 @@ from llama_pipeline.transform.pools import ParsedPools, chains_and_projects, par
 from llama_pipeline.transform.protocols import ListedProtocols, listed_protocols, protocol_chain_spellings
 from llama_pipeline.warehouse import Warehouse
 
-# Two days per endpoint: the day being loaded and the one before (a range run's asset boundary).
-MAX_ENTRIES = 4
+# Full parses: two days per endpoint (the day being loaded and the one before, at a range's boundary).
+MAX_PARSED = 4
+# Names only: more days than a backfill usually spans, at a few kilobytes each.
+MAX_NAMES = 2000
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolNames:
+    """The chain spellings and project slugs of a day's pools (what ``chains`` and ``projects`` need)."""
+
+    chain_spellings: dict[str, set[str]]
+    projects: frozenset[str]
 
 
 @dataclasses.dataclass(frozen=True)
 class PoolsDay:
-    """A day's /pools payload, parsed: the rows of pools and pool_snapshots, and the chain spellings
-    and project slugs of its pools."""
+    """A day's /pools payload, parsed: the rows of pools and pool_snapshots, and its names."""
 
     parsed: ParsedPools
-    chain_spellings: dict[str, set[str]]
-    projects: frozenset[str]
+    names: PoolNames
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,71 +65,141 @@ class ProtocolsDay:
     chain_spellings: dict[str, set[str]]
 
 
-_entries: collections.OrderedDict[tuple, PoolsDay | ProtocolsDay] = collections.OrderedDict()
+class _Lru:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.entries: collections.OrderedDict[tuple, object] = collections.OrderedDict()
+
+    def get(self, key: tuple) -> object | None:
+        found = self.entries.get(key)
+        if found is not None:
+            self.entries.move_to_end(key)
+        return found
+
+    def put(self, key: tuple, value: object) -> None:
+        self.entries[key] = value
+        self.entries.move_to_end(key)
+        while len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+
+
+_parsed = _Lru(MAX_PARSED)
+_names = _Lru(MAX_NAMES)
 _lock = threading.Lock()
 stats = collections.Counter()  # hits and misses, for tests and the benchmark
 
 
-def _parse(endpoint: Endpoint, records: list, day: dt.date) -> PoolsDay | ProtocolsDay:
-    if endpoint == "pools":
-        spellings, projects = chains_and_projects(records)
-        return PoolsDay(parse_pools(records, day), spellings, frozenset(projects))
+def _key(warehouse: Warehouse, endpoint: Endpoint, day: dt.date) -> tuple:
+    return (endpoint, day, raw_archive.stored_sha256(warehouse, endpoint, day))
+
+
+def _cached(cache: _Lru, key: tuple) -> object | None:
+    with _lock:
+        found = cache.get(key)
+    stats["hits" if found is not None else "misses"] += 1
+    return found
+
+
+def _put(cache: _Lru, key: tuple, value: object) -> None:
+    with _lock:
+        cache.put(key, value)
+
+
+def _load(warehouse: Warehouse, endpoint: Endpoint, day: dt.date, parse: Callable[[list], object]) -> tuple:
+    """Read, decode and parse a stored payload; the key is what was read (a payload replaced since a
+    lookup is cached as itself)."""
+    payload = raw_archive.load(warehouse, endpoint, day)
+    with paused_gc():
+        return (endpoint, day, payload.sha256), parse(payload.records())
+
+
+def _pools_day(records: list, day: dt.date) -> PoolsDay:
+    spellings, projects = chains_and_projects(records)
+    return PoolsDay(parse_pools(records, day), PoolNames(spellings, frozenset(projects)))
+
+
+def _protocols_day(records: list, day: dt.date) -> ProtocolsDay:
     return ProtocolsDay(listed_protocols(records, day), protocol_chain_spellings(records))
 
 
-def _get(warehouse: Warehouse, endpoint: Endpoint, day: dt.date) -> PoolsDay | ProtocolsDay:
-    key = (endpoint, day, raw_archive.stored_sha256(warehouse, endpoint, day))
-    with _lock:
-        found = _entries.get(key)
-        if found is not None:
-            _entries.move_to_end(key)
-            stats["hits"] += 1
-            return found
-    stats["misses"] += 1
-    payload = raw_archive.load(warehouse, endpoint, day)
-    with paused_gc():
-        parsed = _parse(endpoint, payload.records(), day)
-    # Keyed by what was read: a payload replaced since the lookup above is cached as itself.
-    _keep((endpoint, day, payload.sha256), parsed)
-    return parsed
-
-
 def _keep(key: tuple, parsed: PoolsDay | ProtocolsDay) -> None:
-    with _lock:
-        _entries[key] = parsed
-        _entries.move_to_end(key)
-        while len(_entries) > MAX_ENTRIES:
-            _entries.popitem(last=False)
+    _put(_parsed, key, parsed)
+    _put(_names, key, parsed.names if isinstance(parsed, PoolsDay) else parsed.chain_spellings)
+
+
+def _day(archive: raw_archive.RawArchive, endpoint: Endpoint, day: dt.date) -> PoolsDay | ProtocolsDay:
+    if archive.endpoint != endpoint:
+        raise ValueError(f"needs the /{endpoint} archive, got /{archive.endpoint}")
+    found = _cached(_parsed, _key(archive.warehouse, endpoint, day))
+    if found is None:
+        key, found = _load(archive.warehouse, endpoint, day,
+                           lambda records: (_pools_day if endpoint == "pools" else _protocols_day)(records, day))
+        _keep(key, found)
+    return found  # type: ignore[return-value]
+
+
+def pools_day(archive: raw_archive.RawArchive, day: dt.date) -> PoolsDay:
+    """The day's parsed /pools payload; raises ``MissingPayload`` when none is stored."""
+    return _day(archive, "pools", day)  # type: ignore[return-value]
+
+
+def protocols_day(archive: raw_archive.RawArchive, day: dt.date) -> ProtocolsDay:
+    """The day's parsed /protocols payload; raises ``MissingPayload`` when none is stored."""
+    return _day(archive, "protocols", day)  # type: ignore[return-value]
+
+
+def _fits(archive: raw_archive.RawArchive) -> bool:
+    """Whether the run's days all fit in the full-parse cache: then a full parse now serves every asset
+    of the run, and parsing names alone would only add a pass."""
+    return len(archive.days) <= MAX_PARSED // 2
+
+
+def pool_names(archive: raw_archive.RawArchive, day: dt.date) -> PoolNames:
+    """The chain spellings and project slugs of the day's /pools payload (without a full parse when the
+    run spans more days than the full-parse cache holds)."""
+    if archive.endpoint != "pools":
+        raise ValueError(f"needs the /pools archive, got /{archive.endpoint}")
+    if _fits(archive):
+        return pools_day(archive, day).names
+    found = _cached(_names, _key(archive.warehouse, "pools", day))
+    if found is None:
+        def names(records: list) -> PoolNames:
+            spellings, projects = chains_and_projects(records)
+            return PoolNames(spellings, frozenset(projects))
+
+        key, found = _load(archive.warehouse, "pools", day, names)
+        _put(_names, key, found)
+    return found  # type: ignore[return-value]
+
+
+def protocol_chain_names(archive: raw_archive.RawArchive, day: dt.date) -> dict[str, set[str]]:
+    """The chain spellings of the day's /protocols payload (without a full parse for long runs)."""
+    if archive.endpoint != "protocols":
+        raise ValueError(f"needs the /protocols archive, got /{archive.endpoint}")
+    if _fits(archive):
+        return protocols_day(archive, day).chain_spellings
+    found = _cached(_names, _key(archive.warehouse, "protocols", day))
+    if found is None:
+        key, found = _load(archive.warehouse, "protocols", day, protocol_chain_spellings)
+        _put(_names, key, found)
+    return found  # type: ignore[return-value]
 
 
 def remember(endpoint: Endpoint, day: dt.date, sha256: str, records: list) -> None:
     """Parse the records a raw asset has just fetched and decoded, under the body's SHA-256: the
     warehouse assets that replay the same stored body then skip reading, decoding and parsing it."""
     with paused_gc():
-        parsed = _parse(endpoint, records, day)
+        parsed = (_pools_day if endpoint == "pools" else _protocols_day)(records, day)
     _keep((endpoint, day, sha256), parsed)
-
-
-def pools_day(archive: raw_archive.RawArchive, day: dt.date) -> PoolsDay:
-    """The day's parsed /pools payload; raises ``MissingPayload`` when none is stored."""
-    if archive.endpoint != "pools":
-        raise ValueError(f"pools_day needs the /pools archive, got /{archive.endpoint}")
-    return _get(archive.warehouse, "pools", day)  # type: ignore[return-value]
-
-
-def protocols_day(archive: raw_archive.RawArchive, day: dt.date) -> ProtocolsDay:
-    """The day's parsed /protocols payload; raises ``MissingPayload`` when none is stored."""
-    if archive.endpoint != "protocols":
-        raise ValueError(f"protocols_day needs the /protocols archive, got /{archive.endpoint}")
-    return _get(archive.warehouse, "protocols", day)  # type: ignore[return-value]
 
 
 def clear() -> None:
     """Forget every parsed payload (the counters in ``stats`` are kept)."""
     with _lock:
-        _entries.clear()
+        _parsed.entries.clear()
+        _names.entries.clear()
 
 
 def cached() -> int:
-    """How many parsed payloads are held."""
-    return len(_entries)
+    """How many full parses are held."""
+    return len(_parsed.entries)

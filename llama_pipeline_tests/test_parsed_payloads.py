@@ -59,6 +59,8 @@ def test_missing_payload_and_wrong_archive_are_refused(warehouse):
         parsed_payloads.pools_day(RawArchive(warehouse, "pools", (DAY,)), DAY)
     with pytest.raises(ValueError, match="/pools archive"):
         parsed_payloads.pools_day(RawArchive(warehouse, "protocols", (DAY,)), DAY)
+    with pytest.raises(ValueError, match="/pools archive"):
+        parsed_payloads.pool_names(RawArchive(warehouse, "protocols", (DAY,)), DAY)
 
 
 def test_todays_fetch_is_parsed_once_by_the_raw_asset_and_reused(resources, http, query, small_day):
@@ -72,3 +74,15 @@ def test_todays_fetch_is_parsed_once_by_the_raw_asset_and_reused(resources, http
     assert parsed_payloads.stats["misses"] == 0
     assert parsed_payloads.stats["hits"] >= 4
     assert query("SELECT count(*) FROM pool_snapshots") == [(300,)]
+
+
+def test_a_long_range_parses_names_alone_for_chains_and_projects(resources, warehouse, query, small_day):
+    pools_payload, protocols = small_day
+    days = [DAY + dt.timedelta(days=i) for i in range(6)]  # more days than the full-parse cache holds
+    for day in days:
+        archive_payloads(warehouse, day, pools_payload, protocols)
+    assert materialize(warehouse_assets(), resources, partition_range=(days[0], days[-1])).success
+    # Per day: names of both payloads (chains; projects reuses them), the protocols' rows (projects),
+    # and the pools' rows for pools and pool_snapshots (evicted in between, so parsed twice).
+    assert parsed_payloads.stats["misses"] == 5 * len(days)
+    assert query("SELECT count(*) FROM pool_snapshots") == [(300 * len(days),)]

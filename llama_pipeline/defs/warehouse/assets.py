@@ -6,7 +6,7 @@ import datetime as dt
 import dagster as dg
 
 from llama_pipeline import history, lineage, schema
-from llama_pipeline.parsed_payloads import pools_day, protocols_day
+from llama_pipeline.parsed_payloads import pool_names, pools_day, protocol_chain_names, protocols_day
 from llama_pipeline.defs.ingestion.charts import raw_pool_charts
 from llama_pipeline.io_manager import REPLACE_PARTITION, UPSERT, table_metadata
 from llama_pipeline.partitions import DAILY
@@ -42,11 +42,11 @@ def chains(raw_pools: RawArchive, raw_protocols: RawArchive, warehouse: Warehous
 
     def build(day: dt.date) -> DailyBatch:
         try:
-            pool_spellings = pools_day(raw_pools, day).chain_spellings
+            pool_spellings = pool_names(raw_pools, day).chain_spellings
         except MissingPayload:
             return _from_history(warehouse, "chains", day)
         try:
-            protocol_spellings = protocols_day(raw_protocols, day).chain_spellings
+            protocol_spellings = protocol_chain_names(raw_protocols, day)
         except MissingPayload:  # /protocols failed that day while /pools worked: the pools' chains only
             protocol_spellings = {}
         return DailyBatch(day, chain_rows(day, pool_spellings, protocol_spellings))
@@ -63,7 +63,7 @@ def projects(raw_protocols: RawArchive, raw_pools: RawArchive, warehouse: Wareho
 
     def build(day: dt.date) -> DailyBatch:
         try:
-            pool_projects = pools_day(raw_pools, day).projects
+            pool_projects = pool_names(raw_pools, day).projects
         except MissingPayload:
             return _from_history(warehouse, "projects", day)
         try:
