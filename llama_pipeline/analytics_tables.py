@@ -113,30 +113,25 @@ def refresh_pool_latest(cur: psycopg2.extensions.cursor, schema_name: str, first
         """,
         params,
     )
-    cur.execute(
-        f"""
-        INSERT INTO {q}.pool_latest ({columns})
-        SELECT {attributes}
-        FROM _range_newest s
-        JOIN {q}.pools p ON p.pool_id = s.pool_id
-        JOIN {q}.projects j ON j.slug = p.project
-        WHERE NOT EXISTS (SELECT 1 FROM {q}.pool_latest l WHERE l.pool_id = s.pool_id)
-        """
-    )
-    written = cur.rowcount
-    cur.execute(
-        f"""
-        INSERT INTO {q}.pool_latest ({columns})
-        SELECT {attributes}
-        FROM _orphaned o
-        JOIN {q}.pools p ON p.pool_id = o.pool_id
-        JOIN {q}.projects j ON j.slug = p.project
-        CROSS JOIN LATERAL (
-            SELECT * FROM {q}.pool_snapshots x WHERE x.pool_id = o.pool_id ORDER BY x.snapshot_date DESC LIMIT 1
-        ) s
-        """
-    )
-    written += cur.rowcount
+    written = 0
+    for snapshots, condition in (
+        # Each pool's newest row of the days, unless its stored row is newer (then left as it is).
+        ("_range_newest s", f"NOT EXISTS (SELECT 1 FROM {q}.pool_latest l WHERE l.pool_id = s.pool_id)"),
+        # The pools a re-loaded day lost: their newest remaining snapshot, if any.
+        (f"_orphaned o CROSS JOIN LATERAL (SELECT * FROM {q}.pool_snapshots x WHERE x.pool_id = o.pool_id "
+         "ORDER BY x.snapshot_date DESC LIMIT 1) s", "true"),
+    ):
+        cur.execute(
+            f"""
+            INSERT INTO {q}.pool_latest ({columns})
+            SELECT {attributes}
+            FROM {snapshots}
+            JOIN {q}.pools p ON p.pool_id = s.pool_id
+            JOIN {q}.projects j ON j.slug = p.project
+            WHERE {condition}
+            """
+        )
+        written += cur.rowcount
     # A newer day makes yesterday's current pools that are gone no longer current; only those change.
     cur.execute(
         f"""

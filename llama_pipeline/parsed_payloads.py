@@ -114,8 +114,7 @@ def _load(warehouse: Warehouse, endpoint: Endpoint, day: dt.date, parse: Callabl
 
 
 def _pools_day(records: list, day: dt.date) -> PoolsDay:
-    spellings, projects = chains_and_projects(records)
-    return PoolsDay(parse_pools(records, day), PoolNames(spellings, frozenset(projects)))
+    return PoolsDay(parse_pools(records, day), _pool_names(records))
 
 
 def _protocols_day(records: list, day: dt.date) -> ProtocolsDay:
@@ -154,35 +153,34 @@ def _fits(archive: raw_archive.RawArchive) -> bool:
     return len(archive.days) <= MAX_PARSED // 2
 
 
+def _names_of(archive: raw_archive.RawArchive, endpoint: Endpoint, day: dt.date,
+              from_full: Callable[[PoolsDay | ProtocolsDay], object], parse: Callable[[list], object]) -> object:
+    if archive.endpoint != endpoint:
+        raise ValueError(f"needs the /{endpoint} archive, got /{archive.endpoint}")
+    if _fits(archive):
+        return from_full(_day(archive, endpoint, day))
+    found = _cached(_names, _key(archive.warehouse, endpoint, day))
+    if found is None:
+        key, found = _load(archive.warehouse, endpoint, day, parse)
+        _put(_names, key, found)
+    return found
+
+
+def _pool_names(records: list) -> PoolNames:
+    spellings, projects = chains_and_projects(records)
+    return PoolNames(spellings, frozenset(projects))
+
+
 def pool_names(archive: raw_archive.RawArchive, day: dt.date) -> PoolNames:
     """The chain spellings and project slugs of the day's /pools payload (without a full parse when the
     run spans more days than the full-parse cache holds)."""
-    if archive.endpoint != "pools":
-        raise ValueError(f"needs the /pools archive, got /{archive.endpoint}")
-    if _fits(archive):
-        return pools_day(archive, day).names
-    found = _cached(_names, _key(archive.warehouse, "pools", day))
-    if found is None:
-        def names(records: list) -> PoolNames:
-            spellings, projects = chains_and_projects(records)
-            return PoolNames(spellings, frozenset(projects))
-
-        key, found = _load(archive.warehouse, "pools", day, names)
-        _put(_names, key, found)
-    return found  # type: ignore[return-value]
+    return _names_of(archive, "pools", day, lambda full: full.names, _pool_names)  # type: ignore[return-value]
 
 
 def protocol_chain_names(archive: raw_archive.RawArchive, day: dt.date) -> dict[str, set[str]]:
     """The chain spellings of the day's /protocols payload (without a full parse for long runs)."""
-    if archive.endpoint != "protocols":
-        raise ValueError(f"needs the /protocols archive, got /{archive.endpoint}")
-    if _fits(archive):
-        return protocols_day(archive, day).chain_spellings
-    found = _cached(_names, _key(archive.warehouse, "protocols", day))
-    if found is None:
-        key, found = _load(archive.warehouse, "protocols", day, protocol_chain_spellings)
-        _put(_names, key, found)
-    return found  # type: ignore[return-value]
+    return _names_of(archive, "protocols", day, lambda full: full.chain_spellings,  # type: ignore[return-value]
+                     protocol_chain_spellings)
 
 
 def remember(endpoint: Endpoint, day: dt.date, sha256: str, records: list) -> None:
