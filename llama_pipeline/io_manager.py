@@ -204,15 +204,18 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                 cur.execute(upsert_sql)
                 inserted, updated = cur.fetchone()
                 rows = len(folded)
-            cur.execute(f"SELECT count(*) FROM {self._qualified(table.name)}")
-            table_rows = cur.fetchone()[0]
+            table_rows = None
+            if mode == UPSERT:  # a dimension, thousands of rows; counting the facts would grow with history
+                cur.execute(f"SELECT count(*) FROM {self._qualified(table.name)}")
+                table_rows = cur.fetchone()[0]
         stats: dict = {
             "dagster/row_count": rows,
             "inserted": inserted,
             "rejected": rejected,
-            "table_rows": table_rows,
             "days": len(days),
         }
+        if table_rows is not None:
+            stats["table_rows"] = table_rows
         if mode == REPLACE_PARTITION:
             stats["replaced"] = replaced
         else:
