@@ -80,8 +80,9 @@ def refresh_pool_latest(cur: psycopg2.extensions.cursor, schema_name: str, first
 
     A pool's newest snapshot within the days replaces its stored row when that row is not newer. A stored
     row of one of the days that the day no longer has (a day re-loaded without the pool) is recomputed
-    from the pool's newest remaining snapshot. Pools whose stored row is newer than the days stay as they
-    are: their attributes came from that newer day.
+    from the pool's newest remaining snapshot. Pools whose stored row is newer than the days keep their
+    snapshot and attributes (those came from the newer day); their first/last-seen days and project name
+    are brought up to date.
     """
     q = quote_ident(schema_name)
     _lock(cur, schema_name, "pool_latest")
@@ -114,12 +115,12 @@ def refresh_pool_latest(cur: psycopg2.extensions.cursor, schema_name: str, first
         params,
     )
     written = 0
-    for snapshots, condition in (
+    for snapshots in (
         # Each pool's newest row of the days, unless its stored row is newer (then left as it is).
-        ("_range_newest s", f"NOT EXISTS (SELECT 1 FROM {q}.pool_latest l WHERE l.pool_id = s.pool_id)"),
-        # The pools a re-loaded day lost: their newest remaining snapshot, if any.
-        (f"_orphaned o CROSS JOIN LATERAL (SELECT * FROM {q}.pool_snapshots x WHERE x.pool_id = o.pool_id "
-         "ORDER BY x.snapshot_date DESC LIMIT 1) s", "true"),
+        "_range_newest s",
+        # The pools a re-loaded day lost, and the days kept none of: their newest remaining snapshot.
+        f"_orphaned o CROSS JOIN LATERAL (SELECT * FROM {q}.pool_snapshots x WHERE x.pool_id = o.pool_id "
+        "ORDER BY x.snapshot_date DESC LIMIT 1) s",
     ):
         cur.execute(
             f"""
@@ -128,10 +129,25 @@ def refresh_pool_latest(cur: psycopg2.extensions.cursor, schema_name: str, first
             FROM {snapshots}
             JOIN {q}.pools p ON p.pool_id = s.pool_id
             JOIN {q}.projects j ON j.slug = p.project
-            WHERE {condition}
+            WHERE NOT EXISTS (SELECT 1 FROM {q}.pool_latest l WHERE l.pool_id = s.pool_id)
             """
         )
         written += cur.rowcount
+    # Rows left as they were still take the dimensions' current values: loading an older day moves a
+    # pool's first_seen_date back, and /protocols may have renamed its project.
+    cur.execute(
+        f"""
+        UPDATE {q}.pool_latest l
+        SET first_seen_date = p.first_seen_date, last_seen_date = p.last_seen_date,
+            project_name = j.name, project_category = j.category
+        FROM _range_newest r
+        JOIN {q}.pools p ON p.pool_id = r.pool_id
+        JOIN {q}.projects j ON j.slug = p.project
+        WHERE l.pool_id = r.pool_id
+          AND (l.first_seen_date, l.last_seen_date, l.project_name, l.project_category)
+              IS DISTINCT FROM (p.first_seen_date, p.last_seen_date, j.name, j.category)
+        """
+    )
     # A newer day makes yesterday's current pools that are gone no longer current; only those change.
     cur.execute(
         f"""

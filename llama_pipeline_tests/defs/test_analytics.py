@@ -339,6 +339,19 @@ def test_views_refresh_by_themselves_after_a_table_is_loaded_alone(monkeypatch):
     second = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
     assert {r.key.to_user_string() for r in second.results if r.true_subset.size} >= {
         "pool_latest", "chain_daily_stats", "pool_apy_stats"}
+    # An older day reloaded alone: the per-day tables of that day are requested too (later days do not
+    # recompute it).
+    for name in views:
+        instance.report_runless_asset_event(dg.AssetMaterialization(name, partition=today))
+    older = (utc_today() - dt.timedelta(days=40)).isoformat()
+    for name in ("raw_pools", "raw_protocols", "raw_pool_charts", "chains", "projects", "pools", "pool_snapshots",
+                 *views):
+        instance.report_runless_asset_event(dg.AssetMaterialization(name, partition=older))
+    third = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=second.cursor)
+    instance.report_runless_asset_event(dg.AssetMaterialization("pool_snapshots", partition=older))
+    fourth = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=third.cursor)
+    requested = {(r.key.to_user_string(), key) for r in fourth.results for key in r.true_subset.expensively_compute_partition_keys()}
+    assert ("chain_daily_stats", older) in requested and ("pool_latest", older) in requested
 
 
 def test_analytics_tables_stay_right_when_an_older_day_is_loaded_after_a_newer_one(resources, warehouse, query):
@@ -365,12 +378,14 @@ def test_analytics_tables_stay_right_when_an_older_day_is_loaded_after_a_newer_o
     assert all(current == (day == DAYS[1]) for day, current in latest.values())
     assert {p for p, (day, _) in latest.items() if day == DAYS[0]} == gone
     # The other pools read as before the backfill (the newest day's attributes and snapshot), except that
-    # first_seen_date now goes back to the older day.
+    # first_seen_date now goes back to the older day, as in pools.
     after = {r[0]: r for r in query("SELECT * FROM pool_latest ORDER BY pool_id")}
     first_seen = [c.name for c in analytics.VIEWS[0].columns].index("first_seen_date")
-    assert {after[r[0]][first_seen] for r in before if r[0] not in gone} <= {DAYS[0], DAYS[1]}
     assert [after[r[0]][:first_seen] + after[r[0]][first_seen + 1:] for r in before] == [
         r[:first_seen] + r[first_seen + 1:] for r in before]
+    assert query("SELECT count(*) FROM pool_latest l JOIN pools p USING (pool_id) WHERE (l.first_seen_date, "
+                 "l.last_seen_date) IS DISTINCT FROM (p.first_seen_date, p.last_seen_date)") == [(0,)]
+    assert query("SELECT count(*) FROM pool_latest WHERE first_seen_date = %s", (DAYS[0],))[0][0] > 0
 
 
 def test_a_pool_a_reloaded_day_no_longer_has_falls_back_to_its_previous_snapshot(resources, warehouse, query):
@@ -390,3 +405,21 @@ def test_a_pool_a_reloaded_day_no_longer_has_falls_back_to_its_previous_snapshot
     assert query("SELECT snapshot_date, is_current FROM pool_latest WHERE pool_id = %s", (dropped,)) == [
         (DAYS[0], False)]
     assert query("SELECT count(*), count(*) FILTER (WHERE is_current) FROM pool_latest") == [(40, 39)]
+
+
+def test_a_range_reloading_a_day_that_lost_a_pool_takes_its_newest_remaining_snapshot(resources, warehouse, query):
+    protocols = synthetic.generate_protocols(30, seed=9)
+    payload = synthetic.generate_pools(40, seed=9, protocols=protocols, day=DAYS[0])
+    for day in DAYS[:2]:
+        archive_payloads(warehouse, day, payload, protocols)
+        assert run([*warehouse_assets(), *ANALYTICS], resources, day).success
+    dropped = payload["data"][5]["pool"]
+    archive_payloads(warehouse, DAYS[1], {**payload, "data": [r for r in payload["data"] if r["pool"] != dropped]},
+                     protocols)
+    result = dg.materialize([*all_assets(), *ANALYTICS], selection=[a.key for a in [*warehouse_assets(), *ANALYTICS]],
+                            resources=resources, tags={"dagster/asset_partition_range_start": DAYS[0].isoformat(),
+                                                       "dagster/asset_partition_range_end": DAYS[1].isoformat()})
+    assert result.success
+    assert query("SELECT snapshot_date, is_current FROM pool_latest WHERE pool_id = %s", (dropped,)) == [
+        (DAYS[0], False)]
+    assert query("SELECT count(*) FROM pool_latest") == [(40,)]

@@ -243,8 +243,9 @@ def _build(view: View) -> dg.AssetsDefinition:
         deps=list(view.deps),
         partitions_def=DAILY,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        # Refresh the newest day by itself when a table it reads is loaded outside the daily run.
-        automation_condition=dg.AutomationCondition.eager(),
+        # Bring a day up to date by itself when a table it reads is loaded for that day outside a run that
+        # included the analytics, past days too: a per-day table is not recomputed by later days.
+        automation_condition=dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window()),
         metadata={
             "table": view.name,
             "view_kind": view.kind,

@@ -7,6 +7,6 @@ analytics_automation = dg.AutomationConditionSensorDefinition(
     target=dg.AssetSelection.groups("analytics"),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=300,
-    description="Refreshes the analytics views for the newest day when the tables they read were loaded "
-    "outside the daily run (e.g. pool_snapshots materialized alone), so they never lag behind.",
+    description="Brings a day's analytics up to date when the tables they read were loaded for that day "
+    "without them (e.g. pool_snapshots materialized alone, or an older day reloaded), so they never lag behind.",
 )
