@@ -388,19 +388,24 @@ def test_analytics_tables_stay_right_when_an_older_day_is_loaded_after_a_newer_o
     assert query("SELECT count(*) FROM pool_latest WHERE first_seen_date = %s", (DAYS[0],))[0][0] > 0
 
 
-def test_a_pool_a_reloaded_day_no_longer_has_falls_back_to_its_previous_snapshot(resources, warehouse, query):
+def _two_days_then_the_second_without_a_pool(resources, warehouse, query) -> str:
+    """Load two days with the same 40 pools, then store the second day's payload again without one of
+    them (today fetched again, say); return that pool's id."""
     protocols = synthetic.generate_protocols(30, seed=9)
-    day1 = synthetic.generate_pools(40, seed=9, protocols=protocols, day=DAYS[0])
+    payload = synthetic.generate_pools(40, seed=9, protocols=protocols, day=DAYS[0])
     for day in DAYS[:2]:
-        archive_payloads(warehouse, day, day1, protocols)
+        archive_payloads(warehouse, day, payload, protocols)
         assert run([*warehouse_assets(), *ANALYTICS], resources, day).success
-    dropped = day1["data"][5]["pool"]
+    dropped = payload["data"][5]["pool"]
     assert query("SELECT snapshot_date, is_current FROM pool_latest WHERE pool_id = %s", (dropped,)) == [
         (DAYS[1], True)]
-
-    # The second day's payload is stored again without that pool (today fetched again, say).
-    archive_payloads(warehouse, DAYS[1], {**day1, "data": [r for r in day1["data"] if r["pool"] != dropped]},
+    archive_payloads(warehouse, DAYS[1], {**payload, "data": [r for r in payload["data"] if r["pool"] != dropped]},
                      protocols)
+    return dropped
+
+
+def test_a_pool_a_reloaded_day_no_longer_has_falls_back_to_its_previous_snapshot(resources, warehouse, query):
+    dropped = _two_days_then_the_second_without_a_pool(resources, warehouse, query)
     assert run([*warehouse_assets(), *ANALYTICS], resources, DAYS[1]).success
     assert query("SELECT snapshot_date, is_current FROM pool_latest WHERE pool_id = %s", (dropped,)) == [
         (DAYS[0], False)]
@@ -408,14 +413,7 @@ def test_a_pool_a_reloaded_day_no_longer_has_falls_back_to_its_previous_snapshot
 
 
 def test_a_range_reloading_a_day_that_lost_a_pool_takes_its_newest_remaining_snapshot(resources, warehouse, query):
-    protocols = synthetic.generate_protocols(30, seed=9)
-    payload = synthetic.generate_pools(40, seed=9, protocols=protocols, day=DAYS[0])
-    for day in DAYS[:2]:
-        archive_payloads(warehouse, day, payload, protocols)
-        assert run([*warehouse_assets(), *ANALYTICS], resources, day).success
-    dropped = payload["data"][5]["pool"]
-    archive_payloads(warehouse, DAYS[1], {**payload, "data": [r for r in payload["data"] if r["pool"] != dropped]},
-                     protocols)
+    dropped = _two_days_then_the_second_without_a_pool(resources, warehouse, query)
     result = dg.materialize([*all_assets(), *ANALYTICS], selection=[a.key for a in [*warehouse_assets(), *ANALYTICS]],
                             resources=resources, tags={"dagster/asset_partition_range_start": DAYS[0].isoformat(),
                                                        "dagster/asset_partition_range_end": DAYS[1].isoformat()})
