@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/run.py [--quick] [--days 365] [--reps 5] [--database-url URL]
 
-Every contender gets the same synthetic payloads (``llama_pipeline.testing.synthetic``), served over
+Every contender gets the same synthetic payloads (``llama_pipeline_tests.testing.synthetic``), served over
 real HTTP on 127.0.0.1 by ``PayloadServer``, and writes into the same PostgreSQL database (one schema
 per contender, dropped and re-created). Figures are medians of ``--reps`` repetitions after a warm-up.
 The script prints one table per numbered item of the issue and a last table of ratios vs targets.
@@ -51,8 +51,8 @@ from llama_pipeline.partitions import utc_today  # noqa: E402
 from llama_pipeline.payloads import RawPayload, decode_records  # noqa: E402
 from llama_pipeline.pg_copy import copy_buffer  # noqa: E402
 from llama_pipeline.raw_archive import store  # noqa: E402
-from llama_pipeline.testing import synthetic  # noqa: E402
-from llama_pipeline.testing.payload_server import PayloadServer  # noqa: E402
+from llama_pipeline_tests.testing import synthetic  # noqa: E402
+from llama_pipeline_tests.testing.payload_server import PayloadServer  # noqa: E402
 from llama_pipeline.transform import batches as batches_module  # noqa: E402
 from llama_pipeline.transform.pools import chains_and_projects, parse_pools  # noqa: E402
 from llama_pipeline.transform.protocols import chain_rows, parse_protocols, protocol_chain_spellings  # noqa: E402

@@ -20,8 +20,8 @@ from llama_pipeline.io_manager import WarehouseIOManager
 from llama_pipeline.partitions import utc_today
 from llama_pipeline.payloads import RawPayload, decode_records
 from llama_pipeline.raw_archive import store
-from llama_pipeline.testing import synthetic
-from llama_pipeline.testing.payload_server import PayloadServer
+from llama_pipeline_tests.testing import synthetic
+from llama_pipeline_tests.testing.payload_server import PayloadServer
 from llama_pipeline.warehouse import Warehouse, migrate_to_head
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "defillama"

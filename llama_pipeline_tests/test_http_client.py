@@ -10,7 +10,7 @@ import pytest
 
 from llama_pipeline.http_client import DefiLlamaClient, FetchError
 from llama_pipeline.payloads import PayloadError, decode_records
-from llama_pipeline.testing.payload_server import PayloadServer, Response
+from llama_pipeline_tests.testing.payload_server import PayloadServer, Response
 
 BODY = {"status": "success", "data": [{"pool": str(i), "tvlUsd": i} for i in range(2000)]}
 

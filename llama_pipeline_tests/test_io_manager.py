@@ -11,7 +11,7 @@ import pytest
 from llama_pipeline import schema
 from llama_pipeline.io_manager import REPLACE_PARTITION, UPSERT, WarehouseIOManager, table_metadata
 from llama_pipeline.partitions import DAILY
-from llama_pipeline.testing import synthetic
+from llama_pipeline_tests.testing import synthetic
 from llama_pipeline.transform.batches import DailyBatch, DailyBatches
 from llama_pipeline.transform.protocols import CHAIN_COLUMNS
 from llama_pipeline_tests.conftest import archive_payloads, materialize, warehouse_assets

@@ -15,7 +15,7 @@ from alembic.migration import MigrationContext
 
 from llama_pipeline import schema
 from llama_pipeline.db_url import sqlalchemy_url
-from llama_pipeline.testing import synthetic
+from llama_pipeline_tests.testing import synthetic
 from llama_pipeline_tests.conftest import archive_payloads, materialize, warehouse_assets
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ import pytest
 
 from llama_pipeline import parsed_payloads
 from llama_pipeline.raw_archive import MissingPayload, RawArchive
-from llama_pipeline.testing import synthetic
+from llama_pipeline_tests.testing import synthetic
 
 from .conftest import archive_payloads, materialize, warehouse_assets
 

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql as pg
 
 from llama_pipeline import schema
 from llama_pipeline.pg_copy import copy_buffer
-from llama_pipeline.testing import synthetic
+from llama_pipeline_tests.testing import synthetic
 from llama_pipeline.transform.pools import parse_pools
 from llama_pipeline.transform.protocols import parse_protocols
 

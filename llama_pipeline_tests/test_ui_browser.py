@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 
 from llama_pipeline.partitions import utc_today
-from llama_pipeline.testing import synthetic
-from llama_pipeline.testing.payload_server import PayloadServer
+from llama_pipeline_tests.testing import synthetic
+from llama_pipeline_tests.testing.payload_server import PayloadServer
 from llama_pipeline.transform.pools import parse_pools
 from llama_pipeline_tests.ui_server import (
     ROOT,

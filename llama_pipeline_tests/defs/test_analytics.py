@@ -14,7 +14,7 @@ import dagster as dg
 import pytest
 
 from llama_pipeline.defs.analytics import assets as analytics
-from llama_pipeline.testing import synthetic
+from llama_pipeline_tests.testing import synthetic
 from llama_pipeline.transform.pools import parse_pools
 from llama_pipeline.transform.protocols import parse_protocols
 from llama_pipeline_tests.conftest import all_assets, archive_payloads, warehouse_assets

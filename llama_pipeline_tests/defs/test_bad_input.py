@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from llama_pipeline.testing import synthetic
+from llama_pipeline_tests.testing import synthetic
 from llama_pipeline_tests.conftest import all_assets, materialize
 from llama_pipeline_tests.defs.test_pipeline import serve, snapshot_of
 

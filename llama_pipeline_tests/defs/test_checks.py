@@ -11,7 +11,7 @@ import dagster as dg
 from llama_pipeline.defs.ingestion import checks as ingestion_checks
 from llama_pipeline.defs.warehouse import checks as warehouse_checks
 from llama_pipeline.partitions import DAILY, utc_today
-from llama_pipeline.testing import synthetic
+from llama_pipeline_tests.testing import synthetic
 from llama_pipeline_tests.conftest import all_assets, archive_payloads, warehouse_assets
 from llama_pipeline_tests.defs.test_pipeline import serve, snapshot_of
 

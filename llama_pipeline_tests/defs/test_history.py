@@ -9,8 +9,8 @@ import json
 import dagster as dg
 
 from llama_pipeline.partitions import utc_today
-from llama_pipeline.testing import synthetic
-from llama_pipeline.testing.payload_server import Response
+from llama_pipeline_tests.testing import synthetic
+from llama_pipeline_tests.testing.payload_server import Response
 from llama_pipeline_tests.conftest import all_assets, archive_payloads, materialize
 from llama_pipeline_tests.defs.test_pipeline import serve
 

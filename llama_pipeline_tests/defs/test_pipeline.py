@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from llama_pipeline.partitions import utc_today
-from llama_pipeline.testing import synthetic
+from llama_pipeline_tests.testing import synthetic
 from llama_pipeline_tests.conftest import all_assets, archive_payloads, materialize, warehouse_assets
 
 TABLES = ("chains", "projects", "pools", "pool_snapshots", "raw_payloads", "rejects")

@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from llama_pipeline.testing import synthetic
-from llama_pipeline.testing.payload_server import PayloadServer, Response
+from llama_pipeline_tests.testing import synthetic
+from llama_pipeline_tests.testing.payload_server import PayloadServer, Response
 
 
 @pytest.fixture

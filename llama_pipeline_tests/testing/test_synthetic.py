@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from llama_pipeline.testing import synthetic
+from llama_pipeline_tests.testing import synthetic
 
 FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "defillama"
 DAY = dt.date(2025, 10, 6)

@@ -17,7 +17,7 @@ import pytest
 
 from llama_pipeline import coerce
 from llama_pipeline.chain_aliases import canonical_chain
-from llama_pipeline.testing import synthetic
+from llama_pipeline_tests.testing import synthetic
 from llama_pipeline.transform.pools import (
     _METRICS,
     _POOL_ATTRIBUTES,
