@@ -13,7 +13,7 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
-from llama_pipeline import quality
+from llama_pipeline import clock, quality
 from llama_pipeline.defs.ingestion.checks import run_days
 from llama_pipeline.partitions import DAILY
 from llama_pipeline.warehouse import Warehouse
@@ -132,7 +132,7 @@ def pool_snapshots_fresh(
     backfill of an old day cannot make a stale warehouse look fresh."""
     hours = config.max_age_hours if config.max_age_hours is not None else quality.freshness_hours()
     with warehouse.connection() as conn:
-        verdict = quality.freshness(quality.Warehouse(conn, warehouse.schema_name), dt.datetime.now(dt.timezone.utc),
+        verdict = quality.freshness(quality.Warehouse(conn, warehouse.schema_name), clock.now(),
                                     hours)
     return dg.AssetCheckResult(passed=verdict.passed, description=verdict.description, metadata=verdict.metadata)
 
