@@ -113,3 +113,15 @@ def test_capture_coverage_has_a_row_per_day_with_its_captures_and_source(
     ]
     assert query("SELECT pools_fetched_at FROM capture_coverage WHERE day = %s", (first,)) == [
         (dt.datetime.combine(first, dt.time(23), tzinfo=dt.timezone.utc),)]
+
+
+def test_the_sensor_runs_by_default_beside_the_daily_schedule(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody:s3cret@127.0.0.1:1/nowhere")
+    from llama_pipeline.definitions import defs as load
+
+    defs = load()
+    sensor = defs.resolve_sensor_def("capture_today_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensor.job_name == "daily_refresh"
+    assert defs.resolve_schedule_def("daily_refresh_schedule").cron_schedule == "0 23 * * *"
+    assert defs.resources["warehouse_reader"].migrate_on_start is False  # a sensor tick never migrates
