@@ -60,7 +60,7 @@ def upgrade() -> None:
         sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False, comment="When the response arrived."),
         sa.Column("http_status", sa.Integer, nullable=False, comment="HTTP status of the response."),
         sa.Column("content_type", sa.Text, comment="Content-Type header of the response."),
-        sa.Column("compression", sa.Text, nullable=False, comment="How body is compressed: 'zstd'."),
+        sa.Column("compression", sa.Text, nullable=False, comment="How body is compressed: 'zstd' (or 'gzip')."),
         sa.Column("body", sa.LargeBinary, nullable=False, comment="The response body, byte for byte, compressed."),
         sa.Column("size_bytes", sa.BigInteger, nullable=False, comment="Uncompressed body size in bytes."),
         sa.Column("sha256", sa.Text, nullable=False, comment="SHA-256 of the uncompressed body."),

@@ -72,6 +72,13 @@ def _fetch_failure(error: FetchError, day: dt.date) -> dg.Failure:
                       allow_retries=error.retryable)
 
 
+def _run_id(context: dg.AssetExecutionContext) -> str | None:
+    try:
+        return context.run.run_id
+    except dg.DagsterError:  # invoked directly (build_asset_context): there is no run
+        return None
+
+
 def _kept_capture(endpoint: Endpoint, day: dt.date, stored: dict[dt.date, dt.datetime]) -> str:
     if day in stored:
         return f"{day.isoformat()} keeps the /{endpoint} capture fetched at {stored[day].isoformat()}"
@@ -90,7 +97,7 @@ def _capture_today(context: dg.AssetExecutionContext, endpoint: Endpoint, url: s
         raise _fetch_failure(error, today) from error
     payload = RawPayload(endpoint, today, _without_credentials(url), response.fetched_at, response.status,
                          response.content_type, response.body, 0, compressed_body=compress(response.body))
-    held = quarantine.hold(warehouse, payload, context.run.run_id)
+    held = quarantine.hold(warehouse, payload, _run_id(context))
     try:
         records = _validate(warehouse, endpoint, today, payload)
     except Refused as refusal:
