@@ -187,3 +187,26 @@ def test_todays_archive_write_never_waits_behind_a_range_runs_table_locks(
     assert not waited, "today's raw archive write queued behind the range run's locks"
     assert outcome["result"].success
     assert query("SELECT count(*) FROM raw_payloads WHERE partition_date = %s", (clock.today(),)) == [(2,)]
+
+
+def test_only_what_a_later_attempt_can_get_past_is_retryable():
+    from llama_pipeline.http_client import FetchError
+
+    assert [FetchError("x", status=s).retryable for s in (408, 429, 500, 503)] == [True] * 4
+    assert [FetchError("x", status=s).retryable for s in (400, 401, 402, 403, 404, 410)] == [False] * 6
+    assert FetchError("connection refused").retryable and not FetchError("x", unresolvable=True).retryable
+
+
+def test_a_capture_left_pending_by_a_dead_run_is_marked_abandoned(resources, http, query, warehouse, small_day):
+    from llama_pipeline import quarantine
+
+    pools_payload, protocols = small_day
+    body = synthetic.dumps(pools_payload)
+    two_hours_ago = clock.now() - dt.timedelta(hours=2)
+    quarantine.hold(warehouse, RawPayload("pools", clock.today(), "http://127.0.0.1/pools", two_hours_ago, 200,
+                                          "application/json", body, 0), run_id="killed-run")
+    serve(http, pools_payload, protocols)
+    assert materialize(all_assets()[:2], resources).success
+    assert [row[2:4] for row in quarantined(query)] == [
+        ("refused", "abandoned: the run that fetched it stopped before validating it")]
+    assert query("SELECT sha256 FROM raw_payloads WHERE endpoint = 'pools'") == [(hashlib.sha256(body).hexdigest(),)]
