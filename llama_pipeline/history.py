@@ -24,6 +24,7 @@ import psycopg2.extensions
 from llama_pipeline import coerce, schema
 from llama_pipeline.http_client import DefiLlamaClient, FetchError
 from llama_pipeline.pg_copy import copy_buffer
+from llama_pipeline.transform.batches import Reject
 from llama_pipeline.warehouse_lock import quote_ident
 
 # A pool DeFiLlama does not know (HTTP 400 "invalid configID!") or no longer serves will not come back:
@@ -34,6 +35,7 @@ _CHART_FIELDS = {"tvlUsd": "tvl_usd", "apy": "apy", "apyBase": "apy_base", "apyR
                  "il7d": "il_7d", "apyBase7d": "apy_base_7d", "pricePerShare": "price_per_share"}
 NOT_IN_CHART = tuple(c for c in schema.SNAPSHOT_METRICS if c not in schema.CHART_METRICS)
 UNKNOWN = "(unknown)"  # chain and project of a pool known only from its history
+CHART_ASSET = "raw_pool_charts"  # the asset under which unreadable chart points are kept in rejects
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,13 +62,16 @@ class ChartResult:
 @dataclasses.dataclass(frozen=True)
 class ParsedChart:
     points: list[tuple]  # (day, pool_id, tvl_usd, apy, apy_base, apy_reward, il_7d, apy_base_7d, pps)
-    rejected: int
-    first_problem: str | None
+    rejects: list[Reject]  # the points that could not be read, with why
+
+    @property
+    def rejected(self) -> int:
+        return len(self.rejects)
 
 
 def parse_chart(pool_id: str, body: bytes) -> ParsedChart:
     """The chart's points, one per UTC day (the day's last, as DeFiLlama keeps them); a point that cannot
-    be read is counted and the first reason kept, the rest of the chart still loads."""
+    be read is set aside with its reason, and the rest of the chart still loads."""
     try:
         document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -77,21 +82,23 @@ def parse_chart(pool_id: str, body: bytes) -> ParsedChart:
     if not isinstance(data, list):
         raise ValueError(f"chart of {pool_id} has no list of points")
     by_day: dict[dt.date, tuple] = {}
-    rejected, first_problem = 0, None
+    rejects: list[Reject] = []
     for index, point in enumerate(data):
         try:
             if not isinstance(point, dict):
                 raise coerce.BadField(f"point {index} is not an object")
             stamp = coerce.required_text("timestamp", point.get("timestamp"))
-            moment = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+            try:
+                moment = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+            except ValueError:
+                raise coerce.BadField(f"timestamp: not an ISO 8601 time {stamp[:40]!r}") from None
             day = moment.astimezone(dt.timezone.utc).date() if moment.tzinfo else moment.date()
             values = tuple(coerce.number(field, point.get(field)) for field in _CHART_FIELDS)
         except (coerce.BadField, ValueError) as error:
-            rejected += 1
-            first_problem = first_problem or f"point {index}: {error}"
+            rejects.append(Reject.of(index, pool_id, f"point {index}: {error}", point))
             continue
         by_day[day] = (day, pool_id, *values)  # ascending order: the day's last point wins
-    return ParsedChart([by_day[d] for d in sorted(by_day)], rejected, first_problem)
+    return ParsedChart([by_day[d] for d in sorted(by_day)], rejects)
 
 
 def selected_pools(conn: psycopg2.extensions.connection, schema_name: str, selection: PoolSelection) -> list[str]:
@@ -142,10 +149,17 @@ def pending_pools(
     return [p for p in pool_ids if p not in done]
 
 
-def store_charts(conn: psycopg2.extensions.connection, schema_name: str, results: Iterable[ChartResult]) -> None:
-    """Archive charts (body byte for byte, gzip-compressed) and replace each pool's points."""
+def store_charts(
+    conn: psycopg2.extensions.connection, schema_name: str, results: Iterable[ChartResult]
+) -> dict[str, ParsedChart]:
+    """Archive charts (body byte for byte, gzip-compressed) and replace each pool's points; the points
+    that cannot be read go to ``rejects`` (asset ``raw_pool_charts``, the day it was fetched, the
+    pool as key), replacing what an earlier fetch of the pool set aside. Returns the charts stored
+    that had such points, by pool."""
     s = quote_ident(schema_name)
     points: list[tuple] = []
+    rejects: list[tuple] = []
+    spoiled: dict[str, ParsedChart] = {}
     with conn.cursor() as cur:
         for result in results:
             parsed, error = None, result.error
@@ -154,9 +168,6 @@ def store_charts(conn: psycopg2.extensions.connection, schema_name: str, results
                     parsed = parse_chart(result.pool_id, result.body)
                 except ValueError as problem:
                     error = str(problem)
-                else:
-                    if parsed.rejected:
-                        error = None  # the chart is usable; the count and first reason are logged
             body = result.body
             days = [p[0] for p in parsed.points] if parsed else []
             cur.execute(
@@ -182,7 +193,18 @@ def store_charts(conn: psycopg2.extensions.connection, schema_name: str, results
             )
             if parsed:
                 cur.execute(f"DELETE FROM {s}.pool_chart_points WHERE pool_id = %s", (result.pool_id,))
+                cur.execute(f"DELETE FROM {s}.rejects WHERE asset = %s AND record_key = %s",
+                            (CHART_ASSET, result.pool_id))
                 points.extend(parsed.points)
+                day = result.fetched_at.astimezone(dt.timezone.utc).date()
+                rejects += [(CHART_ASSET, day, r.record_index, r.record_key, r.reason, r.record) for r in parsed.rejects]
+                if parsed.rejects:
+                    spoiled[result.pool_id] = parsed
+        if rejects:
+            columns = [schema.rejects.c[name] for name in
+                       ("asset", "partition_date", "record_index", "record_key", "reason", "record")]
+            cur.copy_expert(f"COPY {s}.rejects ({', '.join(c.name for c in columns)}) FROM STDIN",
+                            copy_buffer(pd.DataFrame(rejects, columns=[c.name for c in columns]), columns))
         if points:
             columns = list(schema.pool_chart_points.columns)
             frame = pd.DataFrame(points, columns=[c.name for c in columns])
@@ -190,6 +212,7 @@ def store_charts(conn: psycopg2.extensions.connection, schema_name: str, results
                 f"COPY {s}.pool_chart_points ({', '.join(c.name for c in columns)}) FROM STDIN",
                 copy_buffer(frame, columns),
             )
+    return spoiled
 
 
 def _gzip(body: bytes) -> bytes:

@@ -132,3 +132,41 @@ def test_days_with_a_stored_payload_keep_it_and_selection_limits_pools(resources
     assert query("SELECT chain, project FROM pools WHERE pool_id = %s", (stranger,)) == [("(unknown)", "(unknown)")]
     assert query("SELECT count(*) FROM pool_snapshots s JOIN pools p USING (pool_id) JOIN chains c ON c.name = p.chain "
                  "JOIN projects j ON j.slug = p.project") == query("SELECT count(*) FROM pool_snapshots")
+
+
+def test_chart_points_that_cannot_be_read_are_counted_logged_and_kept_aside(resources, http, query, small_day):
+    pools_payload, protocols = small_day
+    serve(http, pools_payload, protocols)
+    assert materialize(all_assets(), resources).success
+    spoiled = pools_payload["data"][0]["pool"]
+
+    def handler(path: str) -> Response:
+        pool_id = path.rsplit("/", 1)[-1]
+        chart = synthetic.generate_chart(pool_id, HISTORY_START, utc_today())
+        if pool_id == spoiled:
+            chart["data"][3:3] = [{"timestamp": "not a time", "apy": 1.0}, "not a point",
+                                  {"timestamp": chart["data"][3]["timestamp"], "tvlUsd": "lots"}]
+        return Response(body=synthetic.dumps(chart))
+
+    http.set_handler("/chart/", handler)
+    instance = dg.DagsterInstance.ephemeral()
+    day = utc_today() - dt.timedelta(days=30)
+    result = dg.materialize(
+        all_assets(), resources=resources, instance=instance, partition_key=day.isoformat(),
+        run_config={"ops": {"raw_pool_charts": {"config": {"requests_per_second": 1000, "concurrency": 8}}}})
+    assert result.success
+    charts = [e for e in result.get_asset_materialization_events() if e.asset_key.path == ["raw_pool_charts"]][0]
+    assert charts.materialization.metadata["chart_points_rejected"].value == 3
+    kept = query("SELECT record_index, record_key, reason, record FROM rejects WHERE asset = 'raw_pool_charts' "
+                 "ORDER BY record_index")
+    assert [(index, key) for index, key, _, _ in kept] == [(3, spoiled), (4, spoiled), (5, spoiled)]
+    assert "timestamp" in kept[0][2] and "not an object" in kept[1][2] and "tvlUsd: expected a number" in kept[2][2]
+    assert json.loads(kept[2][3])["tvlUsd"] == "lots"
+    logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    assert any(spoiled in message and "3 point(s)" in message for message in logged), logged
+    # The chart is still usable: its other points load; a clean refetch clears what was kept aside.
+    assert query("SELECT error FROM raw_pool_charts WHERE pool_id = %s", (spoiled,)) == [(None,)]
+    chart_server(http)
+    query("UPDATE raw_pool_charts SET fetched_at = fetched_at - interval '400 days'")  # due for a refetch
+    assert run_history(resources, day, day, {"pool_ids": [spoiled]}).success
+    assert query("SELECT count(*) FROM rejects WHERE asset = 'raw_pool_charts'") == [(0,)]
