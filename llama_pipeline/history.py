@@ -250,14 +250,21 @@ def fetch_charts(
     progress_every: float = 10.0,
 ) -> dict[str, int]:
     """Fetch every pool's chart with bounded concurrency and rate; hand results over in batches so the
-    caller can commit them as they come. Returns counts of fetched and failed charts."""
+    caller can commit them as they come. Returns counts of fetched and failed charts.
+
+    When anything stops the loop (a write that fails in ``on_batch``, the run being terminated, which
+    raises in this thread), the fetches still queued are cancelled and the ones in flight are not
+    waited for: the step ends at once instead of fetching everything it had queued first."""
     limiter = _RateLimiter(rate_per_second)
     started = last_report = time.monotonic()
     counts = {"fetched": 0, "failed": 0}
     pending: list[ChartResult] = []
+    stop = threading.Event()
 
-    def one(pool_id: str) -> ChartResult:
+    def one(pool_id: str) -> ChartResult | None:
         limiter.wait()
+        if stop.is_set():  # stopped while this one waited its turn
+            return None
         url = client.chart_url.format(pool=pool_id)
         try:
             response = client.fetch(url)
@@ -266,7 +273,8 @@ def fetch_charts(
                                error.body or None, str(error))
         return ChartResult(pool_id, url, response.fetched_at, response.status, response.body, None)
 
-    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="chart") as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="chart")
+    try:
         futures = [pool.submit(one, pool_id) for pool_id in pool_ids]
         for done, future in enumerate(as_completed(futures), start=1):
             result = future.result()
@@ -280,6 +288,11 @@ def fetch_charts(
                 last_report = now
                 rate = done / max(now - started, 1e-9)
                 log(f"charts {done:,}/{len(futures):,} ({counts['failed']:,} failed), {rate:.1f} req/s")
+    except BaseException:  # a termination arrives as a BaseException (DagsterExecutionInterruptedError)
+        stop.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     if pending:
         on_batch(pending)
     return counts

@@ -170,3 +170,61 @@ def test_chart_points_that_cannot_be_read_are_counted_logged_and_kept_aside(reso
     query("UPDATE raw_pool_charts SET fetched_at = fetched_at - interval '400 days'")  # due for a refetch
     assert run_history(resources, day, day, {"pool_ids": [spoiled]}).success
     assert query("SELECT count(*) FROM rejects WHERE asset = 'raw_pool_charts'") == [(0,)]
+
+
+def test_a_failing_write_cancels_the_pending_fetches(resources, http, query, small_day):
+    pools_payload, protocols = small_day
+    serve(http, pools_payload, protocols)
+    assert materialize(all_assets(), resources).success
+    ids = [p["pool"] for p in pools_payload["data"]]
+
+    def slow(path: str) -> Response:
+        pool_id = path.rsplit("/", 1)[-1]
+        return Response(body=synthetic.dumps(synthetic.generate_chart(pool_id, HISTORY_START, utc_today())), delay=0.05)
+
+    http.set_handler("/chart/", slow)
+    # A real failing write: the database refuses every new chart row.
+    query("ALTER TABLE raw_pool_charts ADD CONSTRAINT refuse_writes CHECK (false) NOT VALID")
+    day = utc_today() - dt.timedelta(days=30)
+    result = run_history(resources, day, day, {"concurrency": 4}, raise_on_error=False)
+    assert not result.success
+    failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"][0]
+    assert failure.step_key == "raw_pool_charts" and "refuse_writes" in str(failure.step_failure_data.error.to_string())
+    # The first batch (50 charts) failed to commit: the fetches still queued were cancelled, only those
+    # in flight finished (today's shutdown waited for all 300).
+    requested = sum(http.count(f"/chart/{pool_id}") for pool_id in ids)
+    assert 50 <= requested <= 50 + 4 * 4, requested
+    assert query("SELECT count(*) FROM raw_pool_charts") == [(0,)]
+
+
+def test_a_terminated_backfill_stops_fetching(resources, http, query, small_day, database_url, schema_name):
+    import signal
+    import time
+
+    from llama_pipeline_tests.fault_helpers import finish, start_run
+
+    pools_payload, protocols = small_day
+    serve(http, pools_payload, protocols)
+    assert materialize(all_assets(), resources).success
+    ids = [p["pool"] for p in pools_payload["data"]]
+
+    def slow(path: str) -> Response:
+        pool_id = path.rsplit("/", 1)[-1]
+        return Response(body=synthetic.dumps(synthetic.generate_chart(pool_id, HISTORY_START, utc_today())), delay=0.2)
+
+    http.set_handler("/chart/", slow)
+
+    def requested() -> int:
+        return sum(http.count(f"/chart/{pool_id}") for pool_id in ids)
+
+    run = start_run(database_url, schema_name, select="charts", partition=utc_today() - dt.timedelta(days=30),
+                    chart_url=http.url("/chart/{pool}"),
+                    run_config={"ops": {"raw_pool_charts": {"config": {"requests_per_second": 1000, "concurrency": 4}}}})
+    while requested() < 20 and run.poll() is None:
+        time.sleep(0.01)
+    at_signal = requested()
+    run.send_signal(signal.SIGINT)  # how Dagster's run worker is told to terminate a run
+    code, _, output = finish(run, timeout=120)
+    assert code != 0, output[-3000:]
+    # Only the fetches in flight when the run was stopped finished; the ~280 queued were cancelled.
+    assert at_signal < 60 and requested() <= at_signal + 4 * 2, (at_signal, requested())
