@@ -4,9 +4,9 @@ Four are tables that their asset keeps up to date for the days a run loads (``ll
 analytics_tables.py``): ``chain_daily_stats`` and ``project_daily_stats`` replace those days' rows,
 ``pool_latest`` recomputes the pools those days touch, and ``pool_apy_stats`` (a fixed 30-day window) is
 replaced, so a day costs the same at any history length. ``pool_latest`` and ``pool_apy_stats`` are
-as of the newest stored day whatever partition runs (their metadata says so: ``as_of_date``). ``pool_apy_rolling`` is a plain view that reads
-one pool through the primary key. The assets share the daily
-partitions of the tables, so the schedule and a backfill run them after ``pool_snapshots``, and report
+as of the newest stored day whatever partition runs (their metadata says so: ``as_of_date``).
+``pool_apy_rolling`` is a plain view that reads one pool through the primary key. The assets share the
+daily partitions of the tables, so the schedule and a backfill run them after ``pool_snapshots``, and report
 the figures of the run's last day for the UI's plots.
 """
 

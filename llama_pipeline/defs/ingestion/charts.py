@@ -5,7 +5,7 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
-from llama_pipeline import history, raw_archive, schema
+from llama_pipeline import chart_fetch, history, raw_archive, schema
 from llama_pipeline.http_client import DefiLlamaClient
 from llama_pipeline.io_manager import column_schema
 from llama_pipeline.partitions import DAILY, days_of
@@ -75,7 +75,7 @@ def raw_pool_charts(
 
     points_rejected = 0
 
-    def commit(batch: list[history.ChartResult]) -> None:
+    def commit(batch: list[chart_fetch.ChartResult]) -> None:
         nonlocal points_rejected
         with warehouse.connection() as conn:
             spoiled = history.store_charts(conn, warehouse.schema_name, batch)
@@ -84,7 +84,7 @@ def raw_pool_charts(
             context.log.warning(f"chart of {pool_id}: {parsed.rejected} point(s) could not be read and were "
                                 f"kept aside in rejects (first: {parsed.rejects[0].reason})")
 
-    counts = history.fetch_charts(
+    counts = chart_fetch.fetch_charts(
         defillama, pending, concurrency=config.concurrency, rate_per_second=config.requests_per_second,
         on_batch=commit, log=context.log.info,
     )
