@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 
 import dagster as dg
 
@@ -172,7 +173,9 @@ def test_chart_points_that_cannot_be_read_are_counted_logged_and_kept_aside(reso
     assert query("SELECT count(*) FROM rejects WHERE asset = 'raw_pool_charts'") == [(0,)]
 
 
-def test_a_failing_write_cancels_the_pending_fetches(resources, http, query, small_day):
+def slow_charts_after_today(resources, http, small_day, delay: float) -> Callable[[], int]:
+    """Today loaded (the warehouse knows its pools), then every chart served after ``delay`` seconds;
+    returns a function counting the chart requests made."""
     pools_payload, protocols = small_day
     serve(http, pools_payload, protocols)
     assert materialize(all_assets(), resources).success
@@ -180,9 +183,14 @@ def test_a_failing_write_cancels_the_pending_fetches(resources, http, query, sma
 
     def slow(path: str) -> Response:
         pool_id = path.rsplit("/", 1)[-1]
-        return Response(body=synthetic.dumps(synthetic.generate_chart(pool_id, HISTORY_START, utc_today())), delay=0.05)
+        return Response(body=synthetic.dumps(synthetic.generate_chart(pool_id, HISTORY_START, utc_today())), delay=delay)
 
     http.set_handler("/chart/", slow)
+    return lambda: sum(http.count(f"/chart/{pool_id}") for pool_id in ids)
+
+
+def test_a_failing_write_cancels_the_pending_fetches(resources, http, query, small_day):
+    requested = slow_charts_after_today(resources, http, small_day, delay=0.05)
     # A real failing write: the database refuses every new chart row.
     query("ALTER TABLE raw_pool_charts ADD CONSTRAINT refuse_writes CHECK (false) NOT VALID")
     day = utc_today() - dt.timedelta(days=30)
@@ -192,8 +200,7 @@ def test_a_failing_write_cancels_the_pending_fetches(resources, http, query, sma
     assert failure.step_key == "raw_pool_charts" and "refuse_writes" in str(failure.step_failure_data.error.to_string())
     # The first batch (50 charts) failed to commit: the fetches still queued were cancelled, only those
     # in flight finished (today's shutdown waited for all 300).
-    requested = sum(http.count(f"/chart/{pool_id}") for pool_id in ids)
-    assert 50 <= requested <= 50 + 4 * 4, requested
+    assert 50 <= requested() <= 50 + 4 * 4, requested()
     assert query("SELECT count(*) FROM raw_pool_charts") == [(0,)]
 
 
@@ -203,20 +210,7 @@ def test_a_terminated_backfill_stops_fetching(resources, http, query, small_day,
 
     from llama_pipeline_tests.fault_helpers import finish, start_run
 
-    pools_payload, protocols = small_day
-    serve(http, pools_payload, protocols)
-    assert materialize(all_assets(), resources).success
-    ids = [p["pool"] for p in pools_payload["data"]]
-
-    def slow(path: str) -> Response:
-        pool_id = path.rsplit("/", 1)[-1]
-        return Response(body=synthetic.dumps(synthetic.generate_chart(pool_id, HISTORY_START, utc_today())), delay=0.2)
-
-    http.set_handler("/chart/", slow)
-
-    def requested() -> int:
-        return sum(http.count(f"/chart/{pool_id}") for pool_id in ids)
-
+    requested = slow_charts_after_today(resources, http, small_day, delay=0.2)
     run = start_run(database_url, schema_name, select="charts", partition=utc_today() - dt.timedelta(days=30),
                     chart_url=http.url("/chart/{pool}"),
                     run_config={"ops": {"raw_pool_charts": {"config": {"requests_per_second": 1000, "concurrency": 4}}}})
