@@ -23,7 +23,7 @@ import psycopg2
 import psycopg2.extensions
 import sqlalchemy as sa
 
-from llama_pipeline import parsed_payloads, raw_archive, schema
+from llama_pipeline import parsed_payloads, quarantine, raw_archive, schema
 from llama_pipeline.db_url import scrub
 from llama_pipeline.gc_pause import paused_gc
 from llama_pipeline.partitions import days_of
@@ -31,7 +31,7 @@ from llama_pipeline.pg_copy import copy_buffer
 from llama_pipeline.raw_archive import FetchedPayloads, RawArchive
 from llama_pipeline.transform.batches import DailyBatch, DailyBatches
 from llama_pipeline.warehouse import Warehouse, WarehouseError
-from llama_pipeline.warehouse_lock import partition_lock_key, quote_ident
+from llama_pipeline.warehouse_lock import archive_lock_key, partition_lock_key, quote_ident
 
 ARCHIVE, REPLACE_PARTITION, UPSERT = "archive", "replace_partition", "upsert"
 _REJECT_COLUMNS = [schema.rejects.c[name] for name in
@@ -132,9 +132,15 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         context.add_output_metadata(stats)
 
     def _archive(self, obj: FetchedPayloads) -> dict:
+        # Only the rows being written are locked (one key per endpoint and day): today's capture never
+        # queues behind a range run that holds the warehouse tables' locks for its whole write.
         with self.warehouse.connection() as conn:
-            self._lock(conn, schema.raw_payloads)
+            with conn.cursor() as cur:
+                for payload in obj.fetched:
+                    cur.execute("SELECT pg_advisory_xact_lock(%s)", (archive_lock_key(
+                        self.warehouse.schema_name, payload.endpoint, payload.partition_date),))
             written = raw_archive.store(conn, self.warehouse.schema_name, obj.fetched)
+            quarantine.release(conn, self.warehouse.schema_name, obj.held)
         return {"payloads_archived": written, "payloads_kept": len(obj.kept)}
 
     def _lock(self, conn: psycopg2.extensions.connection, table: sa.Table) -> None:
