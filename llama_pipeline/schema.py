@@ -22,6 +22,12 @@ FIRST_SEEN = "first_seen_date"
 LAST_SEEN = "last_seen_date"
 
 
+# A day whose record names no readable chain or project files the pool under "(unknown)"; that says nothing
+# about the pool, so the upsert keeps a value already known instead of overwriting it with the placeholder.
+UNKNOWN = "(unknown)"
+KEEP_KNOWN = {"merge": "keep_known", "placeholder": UNKNOWN}
+
+
 def _seen_columns() -> list[sa.Column]:
     return [
         sa.Column(FIRST_SEEN, sa.Date, nullable=False, comment="First snapshot day this row was seen."),
@@ -125,8 +131,10 @@ pools = sa.Table(
     "pools",
     metadata,
     sa.Column("pool_id", pg.UUID(as_uuid=False), primary_key=True, comment="DeFiLlama pool id (stable UUID)."),
-    sa.Column("chain", sa.Text, sa.ForeignKey("chains.name"), nullable=False, comment="Canonical chain name."),
-    sa.Column("project", sa.Text, sa.ForeignKey("projects.slug"), nullable=False, comment="Project slug."),
+    sa.Column("chain", sa.Text, sa.ForeignKey("chains.name"), nullable=False, comment="Canonical chain name.",
+              info=KEEP_KNOWN),
+    sa.Column("project", sa.Text, sa.ForeignKey("projects.slug"), nullable=False, comment="Project slug.",
+              info=KEEP_KNOWN),
     sa.Column("symbol", sa.Text, comment="Pool symbol, e.g. 'USDC-WETH'."),
     sa.Column("pool_meta", sa.Text, comment="Free-text qualifier that tells apart pools sharing a symbol."),
     sa.Column("exposure", sa.Text, comment="'single' or 'multi'."),
