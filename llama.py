@@ -7,8 +7,9 @@
     python3 llama.py db start|stop|wipe|url    the embedded PostgreSQL server in .llama/pgdata
     python3 llama.py dagster [args]            the dagster CLI on the same instance and warehouse
 
-Every command first makes sure .venv exists and holds exactly requirements.lock (reinstalling only
-when the lock or pyproject.toml changed) and loads .env if present (variables already set in the
+Every command first makes sure .venv exists and holds exactly requirements-dev.lock (the runtime
+lock plus tests, the embedded server and the dg CLI; reinstalling only when a lock or pyproject.toml
+changed) and loads .env if present (variables already set in the
 environment win). When DATABASE_URL is not set, an embedded PostgreSQL server keeps its data in
 .llama/pgdata (databases "llama" for the warehouse and "dagster" for Dagster's own storage).
 
@@ -29,9 +30,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
-LOCK = ROOT / "requirements.lock"
+LOCK = ROOT / "requirements-dev.lock"
+RUNTIME_LOCK = ROOT / "requirements.lock"
 STATE = ROOT / ".llama"
 PGDATA = STATE / "pgdata"
+PGPASS = STATE / "pgdata.pgpass"  # the embedded server's password (llama_bootstrap.pg_password)
 DAGSTER_STORAGE = STATE / "dagster"
 STAMP = VENV / ".llama-installed"
 WAREHOUSE_DB = "llama"
@@ -106,29 +109,9 @@ def _python_version(exe: str) -> tuple[int, int] | None:
         return None
 
 
-def base_python() -> str:
-    """The interpreter to build .venv with.
-
-    The embedded server's binaries come from the pgserver wheel, which exists for CPython up to
-    3.12. On a newer Python, a python3.12/python3.11 found on PATH is preferred; otherwise the
-    machine's own PostgreSQL (initdb/pg_ctl) or DATABASE_URL must provide the server.
-    """
-    if sys.version_info < (3, 13):
-        return sys.executable
-    for name in ("python3.12", "python3.11"):
-        exe = shutil.which(name)
-        if exe and _python_version(exe) in ((3, 12), (3, 11)):
-            return exe
-    say(
-        f"note: Python {sys.version_info[0]}.{sys.version_info[1]} has no pgserver wheel; without "
-        "DATABASE_URL the embedded server needs the machine's PostgreSQL (initdb, pg_ctl)."
-    )
-    return sys.executable
-
-
 def lock_digest(py: Path) -> str:
     h = hashlib.sha256()
-    for f in (LOCK, ROOT / "pyproject.toml"):
+    for f in (LOCK, RUNTIME_LOCK, ROOT / "pyproject.toml"):
         h.update(f.read_bytes())
     h.update(repr(_python_version(str(py))).encode())
     return h.hexdigest()
@@ -148,7 +131,7 @@ def ensure_venv() -> None:
         if VENV.exists():
             say(f"{VENV} is broken; recreating it")
             shutil.rmtree(VENV)
-        base = base_python()
+        base = sys.executable
         say(f"creating {VENV.relative_to(ROOT)} with {base}")
         rc = subprocess.run([base, "-m", "venv", str(VENV)]).returncode
         if rc != 0:
@@ -162,7 +145,9 @@ def ensure_venv() -> None:
     say(f"installing the locked dependencies from {LOCK.name} (a few minutes the first time)")
     STAMP.unlink(missing_ok=True)
     pip = [py, "-m", "pip", "--disable-pip-version-check", "install", "--progress-bar", "off"]
-    run_checked([*pip, "-q", "-r", LOCK], "Installing the dependencies (pip install -r requirements.lock)")
+    # The lock is complete (every transitive dependency, pinned and hashed): no resolution, so --no-deps.
+    run_checked([*pip, "-q", "--require-hashes", "--no-deps", "-r", LOCK],
+                f"Installing the dependencies (pip install -r {LOCK.name})")
     run_checked([*pip, "-q", "--no-deps", "-e", ROOT], "Installing the project (pip install -e .)")
     STAMP.write_text(digest + "\n")
     say("environment ready")
@@ -189,7 +174,7 @@ def vpy(*args: str, capture: bool = True, check: bool = True) -> subprocess.Comp
 
 
 def local_pg(*args: str) -> str:
-    return vpy("-m", "llama_pipeline.local_postgres", *args).stdout.strip()
+    return vpy("-m", "llama_bootstrap", *args).stdout.strip()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,6 +197,8 @@ def setup_env(start_embedded: bool = True) -> dict:
     if not os.environ.get("DATABASE_URL"):
         server = json.loads(local_pg("ensure", str(PGDATA)))
         base = server["url"]
+        # The URLs carry no password: libpq (psycopg2, so Dagster and alembic too) reads it from here.
+        os.environ["PGPASSFILE"] = server["pgpass"]
         os.environ["DATABASE_URL"] = local_pg("create-db", base, WAREHOUSE_DB)
         if not os.environ.get("DAGSTER_PG_URL"):
             os.environ["DAGSTER_PG_URL"] = local_pg("create-db", base, DAGSTER_DB)
@@ -223,7 +210,7 @@ def setup_env(start_embedded: bool = True) -> dict:
     elif not os.environ.get("DAGSTER_PG_URL"):
         # Dagster's own tables go in their own database on the warehouse's server.
         snippet = (
-            "import os,re,sys; from llama_pipeline.local_postgres import create_database;"
+            "import os,re,sys; from llama_bootstrap.local_postgres import create_database;"
             "u=re.sub(r'^postgres(ql)?(\\+\\w+)?://','postgresql://',os.environ['DATABASE_URL']);"
             f"print(create_database(u.split('?')[0], {DAGSTER_DB!r}))"
         )
@@ -348,7 +335,7 @@ def cmd_test(args: list[str]) -> int:
         cmd = pytest
     else:
         say("TEST_DATABASE_URL not set: starting a throwaway PostgreSQL server for the tests")
-        cmd = [str(venv_python()), "-m", "llama_pipeline.local_postgres", "exec-temp",
+        cmd = [str(venv_python()), "-m", "llama_bootstrap", "exec-temp",
                "--env", "TEST_DATABASE_URL", "--", *pytest]
     return _foreground(cmd)
 
@@ -379,11 +366,12 @@ def cmd_db(args: list[str]) -> int:
             shutil.rmtree(DAGSTER_STORAGE)
             say(f"deleted Dagster's local files ({DAGSTER_STORAGE.relative_to(ROOT)})")
     elif action == "url":
-        proc = vpy("-m", "llama_pipeline.local_postgres", "url", str(PGDATA), check=False)
+        proc = vpy("-m", "llama_bootstrap", "url", str(PGDATA), check=False)
         if proc.returncode != 0:
             say("the embedded server is not running (start it: python3 llama.py db start)")
             return 1
         base = proc.stdout.strip().rsplit("/", 1)[0]
+        print(f"PGPASSFILE={PGPASS}")
         print(f"DATABASE_URL={base}/{WAREHOUSE_DB}")
         print(f"DAGSTER_PG_URL={base.replace('postgresql://', 'postgresql+psycopg2://', 1)}/{DAGSTER_DB}")
     return 0

@@ -266,7 +266,7 @@ def test_the_images_entry_points_import_the_definitions(tmp_path):
 
 def test_dagster_yaml_stores_runs_events_and_schedules_in_postgres(server_url, tmp_path):
     """The repo's dagster.yaml, as llama.py and the containers use it, on a real server."""
-    from llama_pipeline.local_postgres import create_database
+    from llama_bootstrap.local_postgres import create_database
 
     dagster_url = create_database(server_url, "llama_test_dagster_instance")
     # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; this project ships psycopg2.
