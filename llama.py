@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """llama-pipeline's one entry point: environment, local database, pipeline, tests, UI.
 
-    python3 llama.py run [--date YYYY-MM-DD]   load today's (UTC) DeFiLlama snapshot into PostgreSQL
+    python3 llama.py run [--date D | --range D1...D2] [--verbose]
+                                               load today's (UTC) DeFiLlama snapshot into PostgreSQL
     python3 llama.py test [pytest args]        run the test suite (default: llama_pipeline_tests)
     python3 llama.py ui [dagster dev args]     Dagster UI + daemon (schedules) on http://127.0.0.1:3000
     python3 llama.py db start|stop|wipe|url    the embedded PostgreSQL server in .llama/pgdata
@@ -36,11 +37,11 @@ STATE = ROOT / ".llama"
 PGDATA = STATE / "pgdata"
 PGPASS = STATE / "pgdata.pgpass"  # the embedded server's password (llama_bootstrap.pg_password)
 DAGSTER_STORAGE = STATE / "dagster"
+LOGS = STATE / "logs"  # Dagster's full output of each `run`
 STAMP = VENV / ".llama-installed"
 WAREHOUSE_DB = "llama"
 DAGSTER_DB = "dagster"
 DEFS_MODULE = "llama_pipeline.definitions"
-TABLES = ["chains", "projects", "pools", "pool_snapshots", "raw_payloads", "rejects"]
 UI_HOST, UI_PORT = "127.0.0.1", "3000"
 
 
@@ -234,70 +235,42 @@ def setup_env(start_embedded: bool = True) -> dict:
 # run
 
 
-_FAILURE_SNIPPET = r"""
-from dagster import DagsterInstance, DagsterEventType
-inst = DagsterInstance.get()
-runs = inst.get_runs(limit=1)
-if runs:
-    run = runs[0]
-    seen = set()
-    for ev in inst.all_logs(run.run_id):
-        de = ev.dagster_event
-        if de is None or de.event_type not in (DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE):
-            continue
-        err = getattr(de.event_specific_data, "error", None)
-        msgs = []
-        while err is not None:
-            msgs.append(err.message.strip())
-            err = err.cause
-        text = "\n    caused by: ".join(m for m in msgs if m) or (ev.message or "")
-        if text in seen:
-            continue
-        seen.add(text)
-        print(f"  {de.step_key or 'run'}: {text}")
-    print(f"  run id: {run.run_id}")
-"""
-
-_COUNT_SNIPPET = r"""
-import os, re, sys, psycopg2
-url = re.sub(r'^postgres(ql)?(\+\w+)?://', 'postgresql://', os.environ['DATABASE_URL'])
-schema = os.environ.get('WAREHOUSE_SCHEMA') or 'public'
-day = sys.argv[1]
-with psycopg2.connect(url, connect_timeout=10) as conn, conn.cursor() as cur:
-    for t in sys.argv[2:]:
-        cur.execute("SELECT to_regclass(%s)", (f'"{schema}"."{t}"',))
-        if cur.fetchone()[0] is None:
-            print(f"  {t:16} (no such table)")
-            continue
-        cur.execute(f'SELECT count(*) FROM "{schema}"."{t}"')
-        n = cur.fetchone()[0]
-        extra = ''
-        if t == 'pool_snapshots':
-            try:
-                cur.execute(f'SELECT count(*) FROM "{schema}"."{t}" WHERE snapshot_date = %s', (day,))
-                extra = f'   ({cur.fetchone()[0]} for {day})'
-            except psycopg2.Error:
-                conn.rollback()
-        print(f"  {t:16} {n:>10}{extra}")
-"""
+def _run_args(args: list[str]) -> tuple[list[str], dict[str, str], str, bool]:
+    """(dagster partition options, tags the run will carry, label, verbose) from run's arguments."""
+    verbose = "--verbose" in args
+    rest = [a for a in args if a != "--verbose"]
+    usage = "usage: python3 llama.py run [--date YYYY-MM-DD | --range YYYY-MM-DD...YYYY-MM-DD] [--verbose]"
+    if not rest:
+        day = datetime.now(timezone.utc).date().isoformat()
+        return ["--partition", day], {"dagster/partition": day}, day, verbose
+    if len(rest) == 2 and rest[0] == "--date":
+        return ["--partition", rest[1]], {"dagster/partition": rest[1]}, rest[1], verbose
+    if len(rest) == 2 and rest[0] == "--range" and "..." in rest[1]:
+        start, end = rest[1].split("...", 1)
+        tags = {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
+        return ["--partition-range", rest[1]], tags, f"{start}...{end}", verbose
+    raise Fail(usage, 2)
 
 
 def cmd_run(args: list[str]) -> int:
-    day = datetime.now(timezone.utc).date().isoformat()
-    if args[:1] == ["--date"] and len(args) == 2:
-        day = args[1]
-    elif args:
-        raise Fail("usage: python3 llama.py run [--date YYYY-MM-DD]", 2)
+    partition, tags, label, verbose = _run_args(args)
     ensure_venv()
     info = setup_env()
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log = LOGS / f"run-{label.replace('...', '_')}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.log"
     say("applying migrations (alembic upgrade head)")
-    run_checked([venv_bin("alembic"), "upgrade", "head"], "alembic upgrade head", cwd=ROOT, env=venv_env())
-    say(f"materializing every asset for partition {day}")
-    cmd = [venv_bin("dagster"), "asset", "materialize", "-m", DEFS_MODULE, "--select", "*", "--partition", day]
-    rc = subprocess.run([str(c) for c in cmd], cwd=ROOT, env=venv_env()).returncode
+    with open(log, "w", encoding="utf-8") as out:
+        rc = subprocess.run([str(venv_bin("alembic")), "upgrade", "head"], cwd=ROOT, env=venv_env(),
+                            stdout=out, stderr=subprocess.STDOUT).returncode
     if rc != 0:
-        print(f"\n[llama] the run for {day} FAILED (exit code {rc}). What went wrong:", flush=True)
-        vpy("-c", _FAILURE_SNIPPET, capture=False, check=False)
+        print(log.read_text(errors="replace")[-4000:], file=sys.stderr)
+        raise Fail(f"alembic upgrade head failed (exit code {rc}); its output is above and in {log}.", rc)
+    say(f"materializing every asset for {label} (Dagster's full log: {log.relative_to(ROOT)})")
+    dagster = [venv_bin("dagster"), "asset", "materialize", "-m", DEFS_MODULE, "--select", "*", *partition]
+    report = ["-m", "llama_bootstrap.run_report", "--log", str(log), *(["--verbose"] if verbose else []),
+              *(f"--tag={k}={v}" for k, v in tags.items()), "--", *map(str, dagster)]
+    rc = vpy(*report, capture=False, check=False).returncode
+    if rc != 0:
         print(
             "[llama] No network? The source URLs are SOURCE_URL="
             f"{os.environ.get('SOURCE_URL', 'https://yields.llama.fi/pools')} and PROTOCOLS_URL="
@@ -306,11 +279,10 @@ def cmd_run(args: list[str]) -> int:
             flush=True,
         )
         return rc
-    print(f"\n[llama] loaded partition {day}. Rows per table:", flush=True)
-    vpy("-c", _COUNT_SNIPPET, day, *TABLES, capture=False, check=False)
     psql = info.get("psql") or "psql"
     if info["embedded"]:
-        look = f"{psql} '{os.environ['DATABASE_URL']}'"
+        # The password stays in the pgpass file: this line is safe to copy, share or log.
+        look = f"PGPASSFILE={os.environ['PGPASSFILE']} {psql} '{os.environ['DATABASE_URL']}'"
     else:
         look = f'{psql} "$DATABASE_URL"'
     print(
