@@ -164,7 +164,7 @@ def test_the_wheel_installs_from_the_runtime_lock_alone_and_loads_the_definition
         " 'llama_pipeline_tests', 'dagster_dg_cli') if u.find_spec(m)]\n"
         "assert not absent, absent\n"
         "import llama_pipeline.definitions as d\n"
-        "keys = d.defs.resolve_all_asset_keys()\n"
+        "keys = d.defs().resolve_all_asset_keys()\n"
         "print(len(keys), 'assets')\n"
     )
     env = {k: v for k, v in _clean_env().items()}
