@@ -7,6 +7,7 @@
     python3 llama.py ui [dagster dev args]     Dagster UI + daemon (schedules) on http://127.0.0.1:3000
     python3 llama.py db start|stop|wipe|url    the embedded PostgreSQL server in .llama/pgdata
     python3 llama.py dagster [args]            the dagster CLI on the same instance and warehouse
+    python3 llama.py dg [args]                 dg (dg launch, dg dev, dg check defs) on the same ones
 
 Every command first makes sure .venv exists and holds exactly requirements-dev.lock (the runtime
 lock plus tests, the embedded server and the dg CLI; reinstalling only when a lock or pyproject.toml
@@ -365,7 +366,14 @@ def _foreground(cmd: list[str]) -> int:
             continue  # the child got the same Ctrl-C; wait for it to finish cleaning up
 
 
-COMMANDS = {"run": cmd_run, "test": cmd_test, "ui": cmd_ui, "db": cmd_db, "dagster": cmd_dagster}
+def cmd_dg(args: list[str]) -> int:
+    """Dagster's current CLI (dg dev, dg launch, dg check defs) on the same instance and warehouse."""
+    ensure_venv()
+    setup_env()
+    return _foreground([str(venv_bin("dg")), *args])
+
+
+COMMANDS = {"run": cmd_run, "test": cmd_test, "ui": cmd_ui, "db": cmd_db, "dagster": cmd_dagster, "dg": cmd_dg}
 
 
 def main(argv: list[str]) -> int:
