@@ -39,7 +39,8 @@ def test_a_run_prints_a_line_per_asset_and_a_summary(tmp_path, http, warehouse, 
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     snapshots = [line for line in lines if line.startswith("  pool_snapshots ")]
-    assert len(snapshots) == 1 and re.search(rf" {len(pools['data']):,} rows +[\d.]+ s +\[\d+/\d+ steps, ", snapshots[0])
+    assert len(snapshots) == 1
+    assert re.search(rf" {len(pools['data']):,} rows +[\d.]+ s +\[\d+/\d+ steps, ", snapshots[0]), snapshots
     for asset in ("raw_pools", "raw_protocols", "chains", "projects", "pools", "pool_latest", "chain_daily_stats"):
         assert sum(line.startswith(f"  {asset} ") for line in lines) == 1, (asset, proc.stdout)
     assert re.search(r"\[(\d+)/\1 steps, [\d.]+ steps/s\]$", proc.stdout, re.M), "the last step says all are done"
