@@ -4,6 +4,8 @@ step's error with no DEBUG noise; and the run's full event log in the named file
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import re
 import subprocess
@@ -12,21 +14,24 @@ from pathlib import Path
 
 from llama_pipeline.partitions import utc_today
 from llama_pipeline_tests.testing import synthetic
+from llama_pipeline_tests.testing.payload_server import Response
 
 REPO = Path(__file__).resolve().parents[1]
 DAGSTER = Path(sys.executable).parent / "dagster"
 
 
-def _report(tmp_path: Path, database_url: str, schema: str, http) -> subprocess.CompletedProcess:
+def _report(tmp_path: Path, database_url: str, schema: str, http, *extra: str,
+            tags: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     day = utc_today().isoformat()
+    partition = list(extra) or ["--partition", day]
+    tags = tags or {"dagster/partition": day}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "LLAMA_"))}
     env.update(DATABASE_URL=database_url, WAREHOUSE_SCHEMA=schema, DAGSTER_HOME=str(tmp_path),
                SOURCE_URL=http.url("/pools"), PROTOCOLS_URL=http.url("/protocols"),
                CHART_URL=http.url("/chart/{pool}"))
     cmd = [sys.executable, "-m", "llama_bootstrap.run_report", "--log", str(tmp_path / "logs" / "run.log"),
-           f"--tag=dagster/partition={day}", "--",
-           str(DAGSTER), "asset", "materialize", "-m", "llama_pipeline.definitions", "--select", "*",
-           "--partition", day]
+           *(f"--tag={k}={v}" for k, v in tags.items()), "--",
+           str(DAGSTER), "asset", "materialize", "-m", "llama_pipeline.definitions", "--select", "*", *partition]
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -64,3 +69,23 @@ def test_a_failed_run_says_which_step_and_why(tmp_path, http, warehouse, databas
     assert re.search(r"run id: [0-9a-f-]{36}; checks: .*Dagster's full log: .*run\.log$", out, re.M), out
     assert " - DEBUG - " not in out and "Traceback" not in out
     assert "STEP_FAILURE" in (tmp_path / "logs" / "run.log").read_text()
+
+
+def test_a_history_range_shows_the_chart_fetch_progress(tmp_path, http, warehouse, database_url, schema_name,
+                                                         small_day):
+    pools, protocols = small_day
+    http.set("/pools", synthetic.dumps(pools))
+    http.set("/protocols", synthetic.dumps(protocols))
+    assert _report(tmp_path, database_url, schema_name, http).returncode == 0  # today first: the pools to fetch
+    first, last = utc_today() - dt.timedelta(days=4), utc_today() - dt.timedelta(days=2)
+    http.set_handler("/chart/", lambda path: Response(body=synthetic.dumps(
+        synthetic.generate_chart(path.rsplit("/", 1)[-1], first - dt.timedelta(days=30), utc_today()))))
+    config = {"ops": {"raw_pool_charts": {"config": {"limit": 40, "requests_per_second": 1000, "concurrency": 8}}}}
+    proc = _report(tmp_path, database_url, schema_name, http,
+                   "--partition-range", f"{first}...{last}", "--config-json", json.dumps(config),
+                   tags={"dagster/asset_partition_range_start": first.isoformat(),
+                         "dagster/asset_partition_range_end": last.isoformat()})
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert re.search(r"^    charts 40/40 \(0 failed\), [\d.]+ req/s, done$", proc.stdout, re.M), proc.stdout
+    line = re.search(r"^  pool_snapshots +([\d,]+) rows .*\[\d+/\d+ steps", proc.stdout, re.M)
+    assert line and int(line.group(1).replace(",", "")) > 0, proc.stdout  # the three days' rows, summed
