@@ -32,7 +32,8 @@ def test_quick_start_commands_are_the_ones_ci_runs():
 
 def test_every_documented_variable_is_used_somewhere():
     variables = set(re.findall(r"^\| `([A-Z_]+)`", README, re.M))
-    sources = "".join(p.read_text() for p in [*ROOT.glob("llama_pipeline/**/*.py"), ROOT / "llama.py",
+    sources = "".join(p.read_text() for p in [*ROOT.glob("llama_pipeline/**/*.py"), *ROOT.glob("llama_bootstrap/*.py"),
+                                              ROOT / "llama.py",
                                               ROOT / "docker-compose.yml", ROOT / "dagster.yaml",
                                               ROOT / "migrations" / "env.py"])
     assert variables and all(name in sources for name in variables), variables - {
