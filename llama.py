@@ -27,7 +27,7 @@ import re
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -236,13 +236,20 @@ def setup_env(start_embedded: bool = True) -> dict:
 # run
 
 
+def _pipeline_today() -> str:
+    """Today as the pipeline's clock says (llama_pipeline/clock.py: UTC, shifted by
+    LLAMA_CLOCK_OFFSET_SECONDS), so `run` asks for the day the raw assets will fetch."""
+    offset = float(os.environ.get("LLAMA_CLOCK_OFFSET_SECONDS", "").strip() or 0)
+    return (datetime.now(timezone.utc) + timedelta(seconds=offset)).date().isoformat()
+
+
 def _run_args(args: list[str]) -> tuple[list[str], dict[str, str], str, bool]:
     """(dagster partition options, tags the run will carry, label, verbose) from run's arguments."""
     verbose = "--verbose" in args
     rest = [a for a in args if a != "--verbose"]
     usage = "usage: python3 llama.py run [--date YYYY-MM-DD | --range YYYY-MM-DD...YYYY-MM-DD] [--verbose]"
     if not rest:
-        day = datetime.now(timezone.utc).date().isoformat()
+        day = _pipeline_today()
         return ["--partition", day], {"dagster/partition": day}, day, verbose
     if len(rest) == 2 and rest[0] == "--date":
         return ["--partition", rest[1]], {"dagster/partition": rest[1]}, rest[1], verbose

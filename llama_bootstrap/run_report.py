@@ -127,11 +127,16 @@ class RunWatcher:
 
 def _error_text(event, entry) -> str:
     err = getattr(event.event_specific_data, "error", None)
-    messages = []
+    messages: list[str] = []
     while err is not None:
-        messages.append(err.message.strip())
+        # A dg.Failure's description is the whole message; its class path is noise to a reader.
+        text = err.message.strip().removeprefix("dagster._core.definitions.events.Failure: ")
+        cause_text = text.split(": ", 1)[-1]
+        # A cause that only repeats what its effect already said adds nothing.
+        if text and not (messages and cause_text in messages[-1]):
+            messages.append(text)
         err = err.cause
-    return "\n      caused by: ".join(m for m in messages if m) or (entry.message or "")
+    return "\n      caused by: ".join(messages) or (entry.message or "")
 
 
 def _find_run(instance, since: dt.datetime, partition_tags: dict[str, str]):
