@@ -11,6 +11,7 @@ import dagster as dg
 import pytest
 from dagster._core.event_api import PartitionKeyFilter
 
+from llama_pipeline.defs.analytics import assets as analytics
 from llama_pipeline.transform.pools import parse_pools
 from llama_pipeline_tests.conftest import all_assets, archive_payloads
 from llama_pipeline_tests.defs.test_checks import all_checks
@@ -50,9 +51,10 @@ def three_days(warehouse):
 
 
 def test_each_day_of_a_range_run_carries_its_own_figures_and_checks(resources, query, three_days):
+    assets = [*all_assets(), analytics.pool_latest, analytics.chain_daily_stats, analytics.pool_apy_rolling]
     with dg.DagsterInstance.ephemeral() as instance:
-        result = dg.materialize([*all_assets(), *all_checks()], resources=resources, instance=instance,
-                                selection=dg.AssetSelection.assets(*[a.key for a in all_assets()]),
+        result = dg.materialize([*assets, *all_checks()], resources=resources, instance=instance,
+                                selection=dg.AssetSelection.assets(*[a.key for a in assets]),
                                 tags=_range_tags(DAYS[0], DAYS[-1]))
         assert result.success
         # One run: the backfill stays fast.
@@ -82,6 +84,18 @@ def test_each_day_of_a_range_run_carries_its_own_figures_and_checks(resources, q
             expected_new = max(0, len(payload["data"]) - inserted_so_far)
             assert pools["inserted"] == expected_new
             inserted_so_far += expected_new
+
+            chains_on_day, chain_tvl = query("SELECT count(*), sum(total_tvl_usd) FROM chain_daily_stats "
+                                             "WHERE snapshot_date = %s", (day,))[0]
+            stats = _latest(instance, "chain_daily_stats", day)
+            assert stats["dagster/row_count"] == stats["chain_count"] == chains_on_day
+            assert stats["total_tvl_usd"] == pytest.approx(float(chain_tvl))
+            assert _latest(instance, "pool_apy_rolling", day)["dagster/row_count"] == rows
+            latest = _latest(instance, "pool_latest", day)
+            if day == DAYS[-1]:
+                assert latest["current_pools"] == rows
+            else:  # the newest day's state is not repeated as if it were this day's
+                assert "current_pools" not in latest and DAYS[-1].isoformat() in latest["figures_as_of"]
 
             for asset, name in (("pool_snapshots", "counts_add_up"), ("pools", "keys_unique"),
                                 ("raw_pools", "pool_count_not_collapsed"), ("pool_snapshots", "values_in_range")):

@@ -6,7 +6,7 @@ analytics_tables.py``): ``chain_daily_stats`` and ``project_daily_stats`` replac
 replaced, so a day costs the same at any history length. ``pool_apy_rolling`` is a plain view that reads
 one pool through the primary key. The assets share the daily
 partitions of the tables, so the schedule and a backfill run them after ``pool_snapshots``, and report
-the figures of the run's last day for the UI's plots.
+each day's own figures on that day's materialization for the UI's plots (``day_metadata``).
 """
 
 import dataclasses
@@ -16,7 +16,7 @@ import time
 import dagster as dg
 import sqlalchemy as sa
 
-from llama_pipeline import analytics_tables, lineage, schema
+from llama_pipeline import analytics_tables, day_metadata, lineage, schema
 from llama_pipeline.partitions import DAILY, days_of
 from llama_pipeline.warehouse import Warehouse
 from llama_pipeline.warehouse_lock import quote_ident
@@ -159,47 +159,76 @@ def _markdown(columns: list[str], rows: list[tuple]) -> str:
     return "\n".join(lines)
 
 
-def _figures(cur, view: View, schema_name: str, day: dt.date) -> dict:
-    """What the UI plots per partition: the figures of the run's last day. Per-day relations count the
-    day's rows (an index range), so the figures cost the same at any history length."""
+def _figures(cur, view: View, schema_name: str, days: tuple[dt.date, ...]) -> dict[dt.date, dict]:
+    """What the UI plots per partition, for each day of the run. Per-day relations count each day's rows
+    (an index range), so the figures cost the same at any history length; the relations that describe
+    the newest day only (pool_latest, pool_apy_stats) put their figures on the run's last day, and say
+    so on the others."""
     qualified = f"{quote_ident(schema_name)}.{quote_ident(view.name)}"
     snapshots = f"{quote_ident(schema_name)}.pool_snapshots"
+    first, last = days[0], days[-1]
+
     def one(sql: str, params: tuple = ()) -> tuple:
         cur.execute(sql, params)
         return cur.fetchone()
 
+    def as_of_last(figures: dict) -> dict[dt.date, dict]:
+        note = {"figures_as_of": f"{last.isoformat()}: this relation holds the state after the run's newest "
+                "day, reported on that day's materialization"}
+        return {**{day: note for day in days[:-1]}, last: figures}
+
     if view.name == "pool_latest":
         rows, current, newest = one(f"SELECT count(*), count(*) FILTER (WHERE is_current), max(snapshot_date) "
                                     f"FROM {qualified}")
-        return {"dagster/row_count": rows, "current_pools": current,
-                "newest_snapshot_date": newest.isoformat() if newest else "none"}
+        return as_of_last({"dagster/row_count": rows, "current_pools": current,
+                           "newest_snapshot_date": newest.isoformat() if newest else "none"})
     if view.name == "pool_apy_rolling":
-        # One row per snapshot by definition; counting the day's snapshots avoids computing any window.
-        on_day, = one(f"SELECT count(*) FROM {snapshots} WHERE snapshot_date = %s", (day,))
-        return {"dagster/row_count": on_day}
+        # One row per snapshot by definition; counting each day's snapshots avoids computing any window.
+        cur.execute(f"SELECT snapshot_date, count(*) FROM {snapshots} WHERE snapshot_date BETWEEN %s AND %s "
+                    "GROUP BY 1", (first, last))
+        counts = dict(cur.fetchall())
+        return {day: {"dagster/row_count": counts.get(day, 0)} for day in days}
     if view.name in ("chain_daily_stats", "project_daily_stats"):
         key = "chain" if view.name == "chain_daily_stats" else "project"
-        groups, tvl = one(f"SELECT count(*), coalesce(sum(total_tvl_usd), 0) FROM {qualified} WHERE snapshot_date = %s",
-                          (day,))
-        cur.execute(f"SELECT {key}, pool_count, total_tvl_usd, median_apy, tvl_weighted_apy FROM {qualified} "
-                    f"WHERE snapshot_date = %s ORDER BY total_tvl_usd DESC NULLS LAST LIMIT 5", (day,))
-        top = cur.fetchall()
-        return {"dagster/row_count": groups, f"{key}_count": groups, "total_tvl_usd": float(tvl),
-                f"top_{key}s_by_tvl": dg.MetadataValue.md(_markdown([key, "pools", "tvl_usd", "median_apy",
-                                                                      "tvl_weighted_apy"], top))}
+        cur.execute(f"SELECT snapshot_date, count(*), coalesce(sum(total_tvl_usd), 0) FROM {qualified} "
+                    "WHERE snapshot_date BETWEEN %s AND %s GROUP BY 1", (first, last))
+        totals = {day: (groups, float(tvl)) for day, groups, tvl in cur.fetchall()}
+        cur.execute(f"SELECT snapshot_date, {key}, pool_count, total_tvl_usd, median_apy, tvl_weighted_apy FROM ("
+                    f"SELECT *, row_number() OVER (PARTITION BY snapshot_date ORDER BY total_tvl_usd DESC NULLS LAST) "
+                    f"AS rank FROM {qualified} WHERE snapshot_date BETWEEN %s AND %s) ranked WHERE rank <= 5 "
+                    "ORDER BY snapshot_date, rank", (first, last))
+        top: dict[dt.date, list[tuple]] = {}
+        for day, *row in cur.fetchall():
+            top.setdefault(day, []).append(tuple(row))
+        figures = {}
+        for day in days:
+            groups, tvl = totals.get(day, (0, 0.0))
+            figures[day] = {"dagster/row_count": groups, f"{key}_count": groups, "total_tvl_usd": tvl,
+                            f"top_{key}s_by_tvl": dg.MetadataValue.md(_markdown(
+                                [key, "pools", "tvl_usd", "median_apy", "tvl_weighted_apy"], top.get(day, [])))}
+        return figures
     rows, as_of, avg30, vol30 = one(
         "SELECT count(*), max(as_of_date), percentile_cont(0.5) WITHIN GROUP (ORDER BY apy_avg_30d), "
         f"percentile_cont(0.5) WITHIN GROUP (ORDER BY apy_stddev_30d) FROM {qualified}")
     cur.execute(f"SELECT symbol, project, chain, tvl_usd, apy_avg_7d, apy_avg_30d, apy_stddev_30d FROM {qualified} "
                 "ORDER BY tvl_usd DESC NULLS LAST LIMIT 5")
-    top = cur.fetchall()
-    return {"dagster/row_count": rows, "as_of_date": as_of.isoformat() if as_of else "none",
-            "median_apy_avg_30d": float(avg30 or 0.0), "median_apy_stddev_30d": float(vol30 or 0.0),
-            "largest_pools": dg.MetadataValue.md(_markdown(
-                ["symbol", "project", "chain", "tvl_usd", "apy_avg_7d", "apy_avg_30d", "apy_stddev_30d"], top))}
+    largest = cur.fetchall()
+    return as_of_last({"dagster/row_count": rows, "as_of_date": as_of.isoformat() if as_of else "none",
+                       "median_apy_avg_30d": float(avg30 or 0.0), "median_apy_stddev_30d": float(vol30 or 0.0),
+                       "largest_pools": dg.MetadataValue.md(_markdown(
+                           ["symbol", "project", "chain", "tvl_usd", "apy_avg_7d", "apy_avg_30d", "apy_stddev_30d"],
+                           largest))})
 
 
-def refresh_and_describe(view: View, warehouse: Warehouse, days: tuple[dt.date, ...], log=None) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Described:
+    """A refresh's figures: what is true of the whole run, and each day's own."""
+
+    run_wide: dict
+    per_day: dict[dt.date, dict]
+
+
+def refresh_and_describe(view: View, warehouse: Warehouse, days: tuple[dt.date, ...], log=None) -> Described:
     """Check that the relation exists, bring it up to date for ``days`` and return its figures."""
     schema_name = warehouse.schema_name
     started = time.perf_counter()
@@ -216,7 +245,8 @@ def refresh_and_describe(view: View, warehouse: Warehouse, days: tuple[dt.date, 
                 "at the latest migration. Run `alembic upgrade head` (runs do it when they start unless "
                 "migrate_on_start is off)."
             )
-        metadata: dict = {"dagster/table_name": f"{schema_name}.{view.name}", "view_kind": view.kind}
+        metadata: dict = {"dagster/table_name": f"{schema_name}.{view.name}", "view_kind": view.kind,
+                          "days": len(days)}
         if view.name == "pool_apy_stats":
             metadata["rows_written"] = analytics_tables.replace_pool_apy_stats(cur, schema_name)
         elif view.name == "pool_latest":
@@ -229,8 +259,8 @@ def refresh_and_describe(view: View, warehouse: Warehouse, days: tuple[dt.date, 
             if log:
                 log.info(f"refreshed {schema_name}.{view.name} for {len(days)} day(s) in "
                          f"{metadata['refresh_seconds']} s")
-        metadata.update(_figures(cur, view, schema_name, days[-1]))
-    return metadata
+        per_day = _figures(cur, view, schema_name, days)
+    return Described(metadata, per_day)
 
 
 def _build(view: View) -> dg.AssetsDefinition:
@@ -256,7 +286,9 @@ def _build(view: View) -> dg.AssetsDefinition:
     )
     def _asset(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         days = days_of(context.partition_time_window)
-        return dg.MaterializeResult(metadata=refresh_and_describe(view, warehouse, days, context.log))
+        described = refresh_and_describe(view, warehouse, days, context.log)
+        day_metadata.publish_from_asset(context, described.per_day)
+        return dg.MaterializeResult(metadata=described.run_wide)
 
     return _asset
 
