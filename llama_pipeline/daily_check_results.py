@@ -22,7 +22,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 )
 
 from llama_pipeline import quality
-from llama_pipeline.day_metadata import partition_key
+from llama_pipeline.day_metadata import failed_days_message, partition_key
 from llama_pipeline.partitions import days_of
 from llama_pipeline.warehouse import Warehouse
 
@@ -83,12 +83,3 @@ def run_days(
             f"blocking check {spec.name} of {spec.asset_key.to_user_string()}", len(days),
             [(day, verdicts[day].description) for day in failed]))
     yield dg.Output(None)
-
-
-def failed_days_message(what: str, of_days: int, failed: Sequence[tuple[dt.date, str]], shown: int = 50) -> str:
-    """``what`` failed for these days: one line per day with its reason (the first ``shown``)."""
-    lines = [f"{what} failed for {len(failed)} of {of_days} day(s):"]
-    lines += [f"{day.isoformat()}: {reason}" for day, reason in failed[:shown]]
-    if len(failed) > shown:
-        lines.append(f"... and {len(failed) - shown} more day(s)")
-    return "\n".join(lines)

@@ -11,7 +11,7 @@ asset metadata (``add_asset_metadata(..., partition_key=)``, merged over the out
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import dagster as dg
 
@@ -48,3 +48,12 @@ def publish_from_asset(context: dg.AssetExecutionContext, per_day: Mapping[dt.da
     for day, figures in per_day.items():
         if figures:
             context.add_asset_metadata(dict(figures), partition_key=partition_key(day))
+
+
+def failed_days_message(what: str, of_days: int, failed: Sequence[tuple[dt.date, str]], shown: int = 50) -> str:
+    """``what`` failed for these days: one line per day with its reason (the first ``shown``)."""
+    lines = [f"{what} failed for {len(failed)} of {of_days} day(s):"]
+    lines += [f"{day.isoformat()}: {reason}" for day, reason in failed[:shown]]
+    if len(failed) > shown:
+        lines.append(f"... and {len(failed) - shown} more day(s)")
+    return "\n".join(lines)

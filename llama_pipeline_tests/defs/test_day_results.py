@@ -130,3 +130,27 @@ def test_a_range_whose_last_day_collapsed_fails_that_day_only(resources, warehou
                                                              if failure.step_failure_data.user_failure_data else "")
         assert f"\n{collapsed.isoformat()}: " in message
         assert "failed for 1 of 4 day(s)" in message
+
+
+def test_a_day_with_nothing_to_load_is_not_a_materialized_day(resources, warehouse, query):
+    protocols = synthetic.generate_protocols(60, seed=43)
+    empty = DAYS[1]
+    for day in (DAYS[0], DAYS[2]):
+        archive_payloads(warehouse, day, synthetic.generate_pools(80, seed=43, protocols=protocols, day=day),
+                         protocols)
+    warehouse_keys = ("chains", "projects", "pools", "pool_snapshots")
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize([*all_assets(), *all_checks()], resources=resources, instance=instance,
+                                selection=dg.AssetSelection.assets(*warehouse_keys),
+                                tags=_range_tags(DAYS[0], DAYS[-1]), raise_on_error=False)
+        assert not result.success
+        for asset in warehouse_keys:
+            records = instance.fetch_materializations(dg.AssetKey(asset), limit=10).records
+            assert not records, f"{asset} reported a materialization for a range with an empty day"
+        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+        assert failure.step_key == "chains"  # the first table of the day fails, before writing anything
+        message = failure.step_failure_data.user_failure_data.description
+        assert message.startswith("chains (nothing to load) failed for 1 of 3 day(s):")
+        assert f"\n{empty.isoformat()}: neither a stored /pools payload nor stored chart history" in message
+    for table in warehouse_keys:
+        assert query(f"SELECT count(*) FROM {table}") == [(0,)]
