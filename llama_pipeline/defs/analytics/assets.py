@@ -31,37 +31,9 @@ def _from(table: sa.Table, *names: str) -> list[dg.TableColumn]:
     return [dg.TableColumn(name, _type(table.c[name]), description=table.c[name].comment) for name in names]
 
 
-def _col(name: str, type_: str, description: str) -> dg.TableColumn:
-    return dg.TableColumn(name, type_, description=description)
-
-
-_POOL_ATTRIBUTES = ("pool_id", "chain", "project", "symbol", "pool_meta", "exposure", "il_risk", "stablecoin",
-                    "underlying_tokens", "reward_tokens", schema.FIRST_SEEN, schema.LAST_SEEN)
-_SNAPSHOT_COLUMNS = (*schema.SNAPSHOT_METRICS, "source")
-_FLOAT, _BIGINT = "float", "bigint"  # "float" as the tables' column schemas spell double precision
-_DAILY_STATS = [
-    _col("pool_count", _BIGINT, "Pools with a snapshot that day."),
-    _col("total_tvl_usd", _FLOAT, "Sum of the pools' TVL, USD."),
-    _col("stablecoin_tvl_usd", _FLOAT, "TVL of the stablecoin pools, USD (NULL when none)."),
-    _col("mean_apy", _FLOAT, "Mean APY of the pools, percent (outliers included)."),
-    _col("median_apy", _FLOAT, "Median APY of the pools, percent."),
-    _col("tvl_weighted_apy", _FLOAT, "APY weighted by TVL, percent: what a dollar spread like the TVL earns."),
-    _col("max_apy", _FLOAT, "Highest APY, percent."),
-    _col("outlier_count", _BIGINT, "Pools DeFiLlama flags as outliers."),
-]
-
-
-def _window_stats(prefix: str = "apy") -> list[dg.TableColumn]:
-    return [
-        column
-        for days in (7, 30)
-        for column in (
-            _col(f"{prefix}_avg_{days}d", _FLOAT, f"Mean APY over the {days} days ending on the day, percent."),
-            _col(f"{prefix}_stddev_{days}d", _FLOAT,
-                 f"Sample standard deviation of the daily APY over those {days} days (volatility); NULL with one day."),
-            _col(f"{prefix}_days_{days}d", _BIGINT, f"Days with an APY among those {days}."),
-        )
-    ]
+def _all(table: sa.Table) -> tuple[dg.TableColumn, ...]:
+    """A table's columns with the descriptions of its schema (the one source the README's tables use)."""
+    return tuple(_from(table, *table.c.keys()))
 
 
 TABLE, VIEW = "table", "view"
@@ -85,13 +57,7 @@ VIEWS = (
         "in one row per pool. A table kept up to date by this asset: a run recomputes only the pools with a "
         "snapshot on its days. is_current tells whether the pool was in the newest day loaded.",
         ("pools", "projects", "pool_snapshots"),
-        (*_from(schema.pools, *_POOL_ATTRIBUTES[:3]),
-         _col("project_name", "text", "The project's display name (NULL for a project /protocols lacks)."),
-         _col("project_category", "text", "The project's category."),
-         *_from(schema.pools, *_POOL_ATTRIBUTES[3:]),
-         _col("snapshot_date", "date", "Day of the pool's newest snapshot."),
-         _col("is_current", "boolean", "True when that day is the newest day in pool_snapshots."),
-         *_from(schema.pool_snapshots, *_SNAPSHOT_COLUMNS)),
+        _all(schema.pool_latest),
         ("pool_id",),
     ),
     View(
@@ -100,7 +66,9 @@ VIEWS = (
         "calendar days ending that day. A plain view: filter on pool_id, which the planner pushes below the "
         "window functions, so one pool's history reads only that pool's rows.",
         ("pool_snapshots",),
-        (*_from(schema.pool_snapshots, "pool_id", "snapshot_date", "tvl_usd", "apy"), *_window_stats()),
+        (*_from(schema.pool_snapshots, "pool_id", "snapshot_date", "tvl_usd", "apy"),
+         *_from(schema.pool_apy_stats,
+                *(f"apy_{figure}_{days}d" for days in (7, 30) for figure in ("avg", "stddev", "days")))),
         ("pool_id", "snapshot_date"),
     ),
     View(
@@ -109,8 +77,7 @@ VIEWS = (
         "and maximum APY, outliers. A table (a few hundred rows a day instead of an aggregate over millions of "
         "snapshots) whose rows for a day this asset replaces in one transaction, so readers never see a gap.",
         ("pool_snapshots", "pools"),
-        (_col("chain", "text", "Canonical chain name."),
-         _col("snapshot_date", "date", "Day of the snapshots."), *_DAILY_STATS),
+        _all(schema.chain_daily_stats),
         ("chain", "snapshot_date"),
     ),
     View(
@@ -118,12 +85,7 @@ VIEWS = (
         "TVL and APY statistics per day per project: pools, chains, total and stablecoin TVL, mean, median, "
         "TVL-weighted and maximum APY, outliers. A table whose rows for a day this asset replaces.",
         ("pool_snapshots", "pools", "projects"),
-        (_col("project", "text", "Project slug."),
-         _col("snapshot_date", "date", "Day of the snapshots."),
-         _col("project_name", "text", "Display name."),
-         _col("project_category", "text", "Category."),
-         _col("chain_count", _BIGINT, "Chains the project's pools are on that day."),
-         *_DAILY_STATS),
+        _all(schema.project_daily_stats),
         ("project", "snapshot_date"),
     ),
     View(
@@ -133,16 +95,7 @@ VIEWS = (
         "snapshot in those 30 days are left out. A table this asset replaces in one transaction after each load "
         "(readers keep the previous rows meanwhile); pool_apy_rolling gives the same figures for any day.",
         ("pool_snapshots", "pools"),
-        (*_from(schema.pools, "pool_id", "chain", "project", "symbol", "pool_meta", "stablecoin"),
-         _col("as_of_date", "date", "The newest snapshot day: the windows end here."),
-         _col("apy", _FLOAT, "APY on as_of_date (NULL when the pool has no snapshot that day)."),
-         _col("tvl_usd", _FLOAT, "TVL on as_of_date, USD."),
-         *_window_stats()[:3],
-         *_window_stats()[3:5],
-         _col("apy_min_30d", _FLOAT, "Lowest APY over the 30 days."),
-         _col("apy_max_30d", _FLOAT, "Highest APY over the 30 days."),
-         _window_stats()[5],
-         _col("tvl_avg_30d", _FLOAT, "Mean TVL over the 30 days, USD.")),
+        _all(schema.pool_apy_stats),
         ("pool_id",),
     ),
 )
