@@ -95,7 +95,8 @@ def test_each_day_of_a_range_run_carries_its_own_figures_and_checks(resources, q
             if day == DAYS[-1]:
                 assert latest["current_pools"] == rows
             else:  # the newest day's state is not repeated as if it were this day's
-                assert "current_pools" not in latest and DAYS[-1].isoformat() in latest["figures_as_of"]
+                assert "current_pools" not in latest and DAYS[-1].isoformat() in latest["figures_on"]
+            assert latest["as_of_date"] == DAYS[-1].isoformat()
 
             for asset, name in (("pool_snapshots", "counts_add_up"), ("pools", "keys_unique"),
                                 ("raw_pools", "pool_count_not_collapsed"), ("pool_snapshots", "values_in_range")):

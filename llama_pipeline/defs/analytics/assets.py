@@ -3,9 +3,10 @@
 Four are tables that their asset keeps up to date for the days a run loads (``llama_pipeline/
 analytics_tables.py``): ``chain_daily_stats`` and ``project_daily_stats`` replace those days' rows,
 ``pool_latest`` recomputes the pools those days touch, and ``pool_apy_stats`` (a fixed 30-day window) is
-replaced, so a day costs the same at any history length. ``pool_apy_rolling`` is a plain view that reads
-one pool through the primary key. The assets share the daily
-partitions of the tables, so the schedule and a backfill run them after ``pool_snapshots``, and report
+replaced, so a day costs the same at any history length. ``pool_latest`` and ``pool_apy_stats`` are
+as of the newest stored day whatever partition runs (their metadata says so: ``as_of_date``).
+``pool_apy_rolling`` is a plain view that reads one pool through the primary key. The assets share the
+daily partitions of the tables, so the schedule and a backfill run them after ``pool_snapshots``, and report
 each day's own figures on that day's materialization for the UI's plots (``day_metadata``).
 """
 
@@ -126,8 +127,9 @@ def _figures(cur, view: View, schema_name: str, days: tuple[dt.date, ...]) -> di
         return cur.fetchone()
 
     def as_of_last(figures: dict) -> dict[dt.date, dict]:
-        note = {"figures_as_of": f"{last.isoformat()}: this relation holds the state after the run's newest "
-                "day, reported on that day's materialization"}
+        # One row per pool as of the newest stored day: reported once, on the run's last day.
+        note = {"figures_on": f"{last.isoformat()}'s materialization (this table is one row per pool as of the "
+                "newest stored day, not per day)"}
         return {**{day: note for day in days[:-1]}, last: figures}
 
     if view.name == "pool_latest":
@@ -160,14 +162,14 @@ def _figures(cur, view: View, schema_name: str, days: tuple[dt.date, ...]) -> di
                             f"top_{key}s_by_tvl": dg.MetadataValue.md(_markdown(
                                 [key, "pools", "tvl_usd", "median_apy", "tvl_weighted_apy"], top.get(day, [])))}
         return figures
-    rows, as_of, avg30, vol30 = one(
-        "SELECT count(*), max(as_of_date), percentile_cont(0.5) WITHIN GROUP (ORDER BY apy_avg_30d), "
+    rows, avg30, vol30 = one(
+        "SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY apy_avg_30d), "
         f"percentile_cont(0.5) WITHIN GROUP (ORDER BY apy_stddev_30d) FROM {qualified}")
     cur.execute(f"SELECT symbol, project, chain, tvl_usd, apy_avg_7d, apy_avg_30d, apy_stddev_30d FROM {qualified} "
                 "ORDER BY tvl_usd DESC NULLS LAST LIMIT 5")
     largest = cur.fetchall()
-    return as_of_last({"dagster/row_count": rows, "as_of_date": as_of.isoformat() if as_of else "none",
-                       "median_apy_avg_30d": float(avg30 or 0.0), "median_apy_stddev_30d": float(vol30 or 0.0),
+    return as_of_last({"dagster/row_count": rows, "median_apy_avg_30d": float(avg30 or 0.0),
+                       "median_apy_stddev_30d": float(vol30 or 0.0),
                        "largest_pools": dg.MetadataValue.md(_markdown(
                            ["symbol", "project", "chain", "tvl_usd", "apy_avg_7d", "apy_avg_30d", "apy_stddev_30d"],
                            largest))})
@@ -201,7 +203,7 @@ def refresh_and_describe(view: View, warehouse: Warehouse, days: tuple[dt.date, 
         metadata: dict = {"dagster/table_name": f"{schema_name}.{view.name}", "view_kind": view.kind,
                           "days": len(days)}
         if view.name == "pool_apy_stats":
-            metadata["rows_written"] = analytics_tables.replace_pool_apy_stats(cur, schema_name)
+            metadata["rows_written"] = analytics_tables.replace_pool_apy_stats(cur, schema_name, days[0], days[-1])
         elif view.name == "pool_latest":
             metadata["pools_recomputed"] = analytics_tables.refresh_pool_latest(cur, schema_name, days[0], days[-1])
         elif view.kind == TABLE:
@@ -213,7 +215,26 @@ def refresh_and_describe(view: View, warehouse: Warehouse, days: tuple[dt.date, 
                 log.info(f"refreshed {schema_name}.{view.name} for {len(days)} day(s) in "
                          f"{metadata['refresh_seconds']} s")
         per_day = _figures(cur, view, schema_name, days)
+        if view.name in AS_OF_NEWEST:  # true of every day of the run
+            metadata.update(_as_of(cur, schema_name, days))
     return Described(metadata, per_day)
+
+
+# One row per pool, as of the newest stored day: a partition says which days were loaded, not which
+# day these tables describe.
+AS_OF_NEWEST = ("pool_latest", "pool_apy_stats")
+
+
+def _as_of(cur, schema_name: str, days: tuple[dt.date, ...]) -> dict:
+    cur.execute(f"SELECT max(snapshot_date) FROM {quote_ident(schema_name)}.pool_snapshots")
+    newest = cur.fetchone()[0]
+    run_days = days[0].isoformat() if len(days) == 1 else f"{days[0].isoformat()}...{days[-1].isoformat()}"
+    return {
+        "as_of_date": newest.isoformat() if newest else "none",
+        "partition_is_as_of_date": newest is not None and days[0] <= newest <= days[-1],
+        "as_of": f"as of the newest stored day ({newest.isoformat() if newest else 'none'}), whatever partition "
+                 f"runs; this run loaded {run_days}",
+    }
 
 
 def _build(view: View) -> dg.AssetsDefinition:
