@@ -257,7 +257,16 @@ def test_range_backfill_shows_each_days_figures_and_checks_and_an_empty_day_fail
                         expect(row).to_contain_text(str(size))
                     screenshot(f"03_pool_snapshots_{n}_{day.isoformat()}")
                 page.goto(ui.url + "/assets/pool_snapshots?view=checks", wait_until="networkidle")
+                expect(page.get_by_text("30 records = 30 rows + 0 rejects")).to_be_visible()  # the last day's
                 screenshot("04_pool_snapshots_checks")
+                page.get_by_role("tab", name="Partitions").click()
+                page.wait_for_load_state("networkidle")
+                screenshot("04_counts_add_up_partitions")
+                # Each day's own result, as the instance the UI reads stores it.
+                for day, size in zip(days, DAY_SIZES):
+                    result = check_result(ui.dagster_home, "pool_snapshots", "counts_add_up", day)
+                    assert result.status.value == "SUCCEEDED" and \
+                        result.event.dagster_event.event_specific_data.metadata["rows_loaded"].value == size
                 rows = query_schema("SELECT snapshot_date, count(*) FROM pool_snapshots GROUP BY 1 ORDER BY 1")
                 assert rows == list(zip(days, DAY_SIZES))
 
@@ -289,6 +298,17 @@ def test_range_backfill_shows_each_days_figures_and_checks_and_an_empty_day_fail
     # The day with nothing stays empty everywhere; the three days are as loaded.
     assert query_schema("SELECT count(*) FROM pool_snapshots WHERE snapshot_date = %s", (empty,)) == [(0,)]
     assert query_schema("SELECT count(*) FROM pools") == [(max(DAY_SIZES),)]
+
+
+def check_result(dagster_home: Path, asset: str, check: str, day: dt.date):
+    """A daily check's latest execution for one day."""
+    from dagster import AssetCheckKey, AssetKey, DagsterInstance
+    from dagster._core.event_api import PartitionKeyFilter
+
+    key = AssetCheckKey(AssetKey(asset), check)
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        return instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [key], partition_filter=PartitionKeyFilter(key=day.isoformat()))[key]
 
 
 def record_timing(dagster_home: Path, artifacts: Path, name: str) -> RunTiming:
