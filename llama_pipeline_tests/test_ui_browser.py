@@ -259,7 +259,8 @@ def test_range_backfill_shows_each_days_figures_and_checks_and_an_empty_day_fail
                 page.goto(ui.url + "/assets/pool_snapshots?view=checks", wait_until="networkidle")
                 expect(page.get_by_text("30 records = 30 rows + 0 rejects")).to_be_visible()  # the last day's
                 screenshot("04_pool_snapshots_checks")
-                page.get_by_role("tab", name="Partitions").click()
+                page.locator("button[role=tab]", has_text="Partitions").click()  # the check's own tab
+                expect(page.get_by_text("Loading partitions...")).to_be_hidden(timeout=60_000)
                 page.wait_for_load_state("networkidle")
                 screenshot("04_counts_add_up_partitions")
                 # Each day's own result, as the instance the UI reads stores it.
