@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 from llama_pipeline import schema
 
 START, END = "<!-- tables:start", "<!-- tables:end -->"
-ORDER = ["chains", "projects", "pools", "pool_snapshots", "raw_payloads", "raw_pool_charts", "pool_chart_points",
+ORDER = ["chains", "projects", "pools", "pool_snapshots", "raw_payloads", "raw_payload_quarantine", "raw_pool_charts", "pool_chart_points",
          "rejects", "pool_latest", "chain_daily_stats", "project_daily_stats", "pool_apy_stats"]
 
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
+from llama_pipeline import clock
 from llama_pipeline.http_client import DefiLlamaClient, FetchError
 
 
@@ -72,7 +73,7 @@ def fetch_charts(
         try:
             response = client.fetch(url)
         except FetchError as error:
-            return ChartResult(pool_id, url, dt.datetime.now(dt.timezone.utc), error.status,
+            return ChartResult(pool_id, url, clock.now(), error.status,
                                error.body or None, str(error))
         return ChartResult(pool_id, url, response.fetched_at, response.status, response.body, None)
 

@@ -39,6 +39,10 @@ def fold_days(
         if column.info.get("merge") == "union":
             merged[column.name] = grouped[column.name].agg(
                 lambda lists: sorted({item for values in lists if values is not None for item in values}))
+        elif column.info.get("merge") == "keep_known":
+            placeholder = column.info["placeholder"]
+            known = both[both[column.name] != placeholder].groupby(key, sort=False)[column.name].last()
+            merged.loc[known.index, column.name] = known
     return merged.reset_index()[[c.name for c in table.columns]]
 
 
@@ -65,6 +69,9 @@ def upsert_sql(target: str, table: sa.Table) -> str:
             # Byte order, as Python sorts the aliases, so that a re-run compares equal on any collation.
             merged[name] = (f'ARRAY(SELECT DISTINCT x COLLATE "C" FROM unnest(t.{name} || EXCLUDED.{name}) AS x '
                             'ORDER BY 1)')
+        elif column.info.get("merge") == "keep_known":
+            placeholder = column.info["placeholder"].replace("'", "''")
+            merged[name] = f"CASE WHEN {newer} AND EXCLUDED.{name} <> '{placeholder}' THEN EXCLUDED.{name} ELSE t.{name} END"
         else:
             merged[name] = f"CASE WHEN {newer} THEN EXCLUDED.{name} ELSE t.{name} END"
     column_list = ", ".join(quote_ident(n) for n in names)

@@ -5,7 +5,7 @@ UI's column schema and the README's tables are built from them); this revision g
 had none their comment, as of this revision. Comments only: no data moves.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-01
 """
 
@@ -14,9 +14,33 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
+
+# The daily metrics' comments, shared by pool_snapshots, pool_latest and pool_chart_points.
+_METRICS = {
+    "tvl_usd": "Total value locked, USD (tvlUsd).",
+    "apy": "Total APY, percent: base + reward (apy).",
+    "apy_base": "APY from fees/interest, percent (apyBase).",
+    "apy_reward": "APY from reward tokens, percent (apyReward).",
+    "apy_pct_1d": "APY change over 1 day, points (apyPct1D).",
+    "apy_pct_7d": "APY change over 7 days, points (apyPct7D).",
+    "apy_pct_30d": "APY change over 30 days, points (apyPct30D).",
+    "apy_base_7d": "7-day base APY, percent (apyBase7d).",
+    "apy_mean_30d": "30-day mean APY, percent (apyMean30d).",
+    "apy_base_inception": "Base APY since inception, percent (apyBaseInception).",
+    "il_7d": "7-day impermanent loss (il7d).",
+    "volume_usd_1d": "Trading volume over 1 day, USD (volumeUsd1d).",
+    "volume_usd_7d": "Trading volume over 7 days, USD (volumeUsd7d).",
+    "mu": "Mean of the APY series (mu).",
+    "sigma": "Standard deviation of the APY series (sigma).",
+    "count": "Points in the APY series (count).",
+    "outlier": "DeFiLlama flags the APY as an outlier (outlier).",
+    "predicted_class": "DeFiLlama's APY forecast class (predictions.predictedClass).",
+    "predicted_probability": "Its probability, percent (predictions.predictedProbability).",
+    "binned_confidence": "Its confidence bin, 1-3 (predictions.binnedConfidence).",
+}
 
 # table -> column -> comment (the columns that had none before this revision)
 COMMENTS: dict[str, dict[str, str]] = {
@@ -53,12 +77,7 @@ COMMENTS: dict[str, dict[str, str]] = {
         "tvl_avg_30d": "Mean TVL over the 30 days, USD.",
     },
     "pool_chart_points": {
-        "tvl_usd": "Total value locked, USD (tvlUsd).",
-        "apy": "Total APY, percent: base + reward (apy).",
-        "apy_base": "APY from fees/interest, percent (apyBase).",
-        "apy_reward": "APY from reward tokens, percent (apyReward).",
-        "il_7d": "7-day impermanent loss (il7d).",
-        "apy_base_7d": "7-day base APY, percent (apyBase7d).",
+        **{name: _METRICS[name] for name in ('tvl_usd', 'apy', 'apy_base', 'apy_reward', 'il_7d', 'apy_base_7d')},
         "price_per_share": "Price per share of the pool's token (pricePerShare).",
     },
     "pool_latest": {
@@ -78,50 +97,15 @@ COMMENTS: dict[str, dict[str, str]] = {
         "last_seen_date": "Last snapshot day this row was seen.",
         "snapshot_date": "Day of the pool's newest snapshot.",
         "is_current": "True when that day is the newest day in pool_snapshots.",
-        "tvl_usd": "Total value locked, USD (tvlUsd).",
-        "apy": "Total APY, percent: base + reward (apy).",
-        "apy_base": "APY from fees/interest, percent (apyBase).",
-        "apy_reward": "APY from reward tokens, percent (apyReward).",
-        "apy_pct_1d": "APY change over 1 day, points (apyPct1D).",
-        "apy_pct_7d": "APY change over 7 days, points (apyPct7D).",
-        "apy_pct_30d": "APY change over 30 days, points (apyPct30D).",
-        "apy_base_7d": "7-day base APY, percent (apyBase7d).",
-        "apy_mean_30d": "30-day mean APY, percent (apyMean30d).",
-        "apy_base_inception": "Base APY since inception, percent (apyBaseInception).",
-        "il_7d": "7-day impermanent loss (il7d).",
-        "volume_usd_1d": "Trading volume over 1 day, USD (volumeUsd1d).",
-        "volume_usd_7d": "Trading volume over 7 days, USD (volumeUsd7d).",
-        "mu": "Mean of the APY series (mu).",
-        "sigma": "Standard deviation of the APY series (sigma).",
-        "count": "Points in the APY series (count).",
-        "outlier": "DeFiLlama flags the APY as an outlier (outlier).",
-        "predicted_class": "DeFiLlama's APY forecast class (predictions.predictedClass).",
-        "predicted_probability": "Its probability, percent (predictions.predictedProbability).",
-        "binned_confidence": "Its confidence bin, 1-3 (predictions.binnedConfidence).",
+        **_METRICS,
         "source": "Payload that filled the row: 'pools' (/pools) or 'chart' (/chart history).",
     },
     "pool_snapshots": {
         "pool_id": "The pool (pools.pool_id).",
-        "tvl_usd": "Total value locked, USD (tvlUsd).",
-        "apy": "Total APY, percent: base + reward (apy).",
-        "apy_base": "APY from fees/interest, percent (apyBase).",
-        "apy_reward": "APY from reward tokens, percent (apyReward).",
-        "apy_pct_1d": "APY change over 1 day, points (apyPct1D).",
-        "apy_pct_7d": "APY change over 7 days, points (apyPct7D).",
-        "apy_pct_30d": "APY change over 30 days, points (apyPct30D).",
-        "apy_base_7d": "7-day base APY, percent (apyBase7d).",
-        "apy_mean_30d": "30-day mean APY, percent (apyMean30d).",
-        "apy_base_inception": "Base APY since inception, percent (apyBaseInception).",
-        "il_7d": "7-day impermanent loss (il7d).",
-        "volume_usd_1d": "Trading volume over 1 day, USD (volumeUsd1d).",
-        "volume_usd_7d": "Trading volume over 7 days, USD (volumeUsd7d).",
-        "mu": "Mean of the APY series (mu).",
-        "sigma": "Standard deviation of the APY series (sigma).",
-        "count": "Points in the APY series (count).",
-        "outlier": "DeFiLlama flags the APY as an outlier (outlier).",
-        "predicted_class": "DeFiLlama's APY forecast class (predictions.predictedClass).",
-        "predicted_probability": "Its probability, percent (predictions.predictedProbability).",
-        "binned_confidence": "Its confidence bin, 1-3 (predictions.binnedConfidence).",
+        **_METRICS,
+    },
+    "raw_payload_quarantine": {
+        "id": "Row id.",
     },
     "pools": {
         "stablecoin": "Whether the pool is a stablecoin pool (stablecoin).",
