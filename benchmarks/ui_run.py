@@ -28,6 +28,7 @@ if str(ROOT) not in sys.path:
 import psycopg2  # noqa: E402
 import requests  # noqa: E402
 
+from llama_pipeline import local_postgres  # noqa: E402
 from llama_pipeline.db_url import libpq_url  # noqa: E402
 from llama_pipeline.partitions import utc_today  # noqa: E402
 from llama_pipeline_tests.run_timing import RunTiming, run_timing  # noqa: E402
@@ -88,8 +89,6 @@ def server(database_url: str | None):
     if database_url:
         yield database_url
         return
-    from llama_pipeline import local_postgres
-
     with local_postgres.temporary_server() as url:
         yield url
 
@@ -112,11 +111,9 @@ def measure(server_url: str, pools: int, reps: int, show_timeline: bool = False)
     protocols = synthetic.generate_protocols(seed=5)
     payload = synthetic.generate_pools(pools, seed=5, protocols=protocols, day=utc_today())
     warehouse_db = f"llama_ui_bench_{int(time.time())}"
+    warehouse_url = local_postgres.create_database(libpq_url(server_url), warehouse_db)
     admin = psycopg2.connect(libpq_url(server_url))
     admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{warehouse_db}"')
-    warehouse_url = libpq_url(server_url).rsplit("/", 1)[0] + "/" + warehouse_db
     timings = []
     try:
         with (PayloadServer() as http, dagster_database(server_url) as dagster_pg_url,
