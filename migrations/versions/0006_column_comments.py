@@ -42,19 +42,24 @@ _METRICS = {
     "binned_confidence": "Its confidence bin, 1-3 (predictions.binnedConfidence).",
 }
 
+# The daily statistics' comments, shared by chain_daily_stats and project_daily_stats.
+_DAILY_STATS = {
+    "pool_count": "Pools with a snapshot that day.",
+    "total_tvl_usd": "Sum of the pools' TVL, USD.",
+    "stablecoin_tvl_usd": "TVL of the stablecoin pools, USD (NULL when none).",
+    "mean_apy": "Mean APY of the pools, percent (outliers included).",
+    "median_apy": "Median APY of the pools, percent.",
+    "tvl_weighted_apy": "APY weighted by TVL, percent: what a dollar spread like the TVL earns.",
+    "max_apy": "Highest APY, percent.",
+    "outlier_count": "Pools DeFiLlama flags as outliers.",
+}
+
 # table -> column -> comment (the columns that had none before this revision)
 COMMENTS: dict[str, dict[str, str]] = {
     "chain_daily_stats": {
         "chain": "Canonical chain name.",
         "snapshot_date": "Day of the snapshots.",
-        "pool_count": "Pools with a snapshot that day.",
-        "total_tvl_usd": "Sum of the pools' TVL, USD.",
-        "stablecoin_tvl_usd": "TVL of the stablecoin pools, USD (NULL when none).",
-        "mean_apy": "Mean APY of the pools, percent (outliers included).",
-        "median_apy": "Median APY of the pools, percent.",
-        "tvl_weighted_apy": "APY weighted by TVL, percent: what a dollar spread like the TVL earns.",
-        "max_apy": "Highest APY, percent.",
-        "outlier_count": "Pools DeFiLlama flags as outliers.",
+        **_DAILY_STATS,
     },
     "pool_apy_stats": {
         "pool_id": "DeFiLlama pool id (stable UUID).",
@@ -118,14 +123,7 @@ COMMENTS: dict[str, dict[str, str]] = {
         "project_name": "The project's display name (NULL for a project /protocols lacks).",
         "project_category": "The project's category.",
         "chain_count": "Chains the project's pools are on that day.",
-        "pool_count": "Pools with a snapshot that day.",
-        "total_tvl_usd": "Sum of the pools' TVL, USD.",
-        "stablecoin_tvl_usd": "TVL of the stablecoin pools, USD (NULL when none).",
-        "mean_apy": "Mean APY of the pools, percent (outliers included).",
-        "median_apy": "Median APY of the pools, percent.",
-        "tvl_weighted_apy": "APY weighted by TVL, percent: what a dollar spread like the TVL earns.",
-        "max_apy": "Highest APY, percent.",
-        "outlier_count": "Pools DeFiLlama flags as outliers.",
+        **_DAILY_STATS,
     },
     "projects": {
         "audit_note": "Note on the audits (audit_note).",
