@@ -93,6 +93,7 @@ def test_asset_graph_launch_today_and_partitions_view(server_url, database_url, 
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1900, "height": 1200})
             page.set_default_timeout(60_000)
+            expect.set_options(timeout=30_000)  # assertions too: the UI answers slowly on a loaded machine
             shot = 0
 
             def screenshot(name: str) -> None:
@@ -130,7 +131,7 @@ def test_asset_graph_launch_today_and_partitions_view(server_url, database_url, 
                 expect(dialog).to_contain_text("1 partition")
                 screenshot("launch_dialog")
                 dialog.get_by_role("button", name=re.compile(r"Launch 1 run")).click()
-                expect(dialog).to_be_hidden()
+                expect(dialog).to_be_hidden(timeout=60_000)  # launching waits on the server: slow on a loaded machine
 
                 # -- wait for the run to succeed, as the runs page shows it -----------------------------
                 page.goto(ui.url + "/runs", wait_until="networkidle")
@@ -224,6 +225,7 @@ def test_range_backfill_shows_each_days_figures_and_checks_and_an_empty_day_fail
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
             page.set_default_timeout(60_000)
+            expect.set_options(timeout=30_000)  # assertions too: the UI answers slowly on a loaded machine
 
             def screenshot(name: str) -> None:
                 page.screenshot(path=str(artifacts / f"days_{name}.png"))
@@ -238,7 +240,7 @@ def test_range_backfill_shows_each_days_figures_and_checks_and_an_empty_day_fail
                 field.press("Enter")
                 screenshot(shot)
                 dialog.get_by_role("button", name=re.compile(r"^Launch (backfill|1 run)$")).click()
-                expect(dialog).to_be_hidden()
+                expect(dialog).to_be_hidden(timeout=60_000)  # launching waits on the server: slow on a loaded machine
 
             try:
                 # -- a 3-day range, launched as Dagster launches a backfill (one run: single_run) -----
