@@ -20,6 +20,10 @@ from urllib3.util.retry import Retry
 DEFAULT_POOLS_URL = "https://yields.llama.fi/pools"
 DEFAULT_PROTOCOLS_URL = "https://api.llama.fi/protocols"
 DEFAULT_CHART_URL = "https://yields.llama.fi/chart/{pool}"
+DEFAULT_LEND_BORROW_URL = "https://yields.llama.fi/lendBorrow"
+DEFAULT_CHAINS_URL = "https://api.llama.fi/v2/chains"
+DEFAULT_CHAIN_TVL_URL = "https://api.llama.fi/v2/historicalChainTvl/{chain}"
+DEFAULT_PROTOCOL_URL = "https://api.llama.fi/protocol/{slug}"
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 
@@ -113,6 +117,16 @@ class DefiLlamaClient(dg.ConfigurableResource):
     )
     chart_url: str = Field(
         default=DEFAULT_CHART_URL, description="URL template of /chart/{pool} (CHART_URL), for history."
+    )
+    lend_borrow_url: str = Field(
+        default=DEFAULT_LEND_BORROW_URL, description="URL of /lendBorrow (LEND_BORROW_URL); file:// works."
+    )
+    chains_url: str = Field(default=DEFAULT_CHAINS_URL, description="URL of /v2/chains (CHAINS_URL); file:// works.")
+    chain_tvl_url: str = Field(
+        default=DEFAULT_CHAIN_TVL_URL, description="URL template of /v2/historicalChainTvl/{chain} (CHAIN_TVL_URL)."
+    )
+    protocol_url: str = Field(
+        default=DEFAULT_PROTOCOL_URL, description="URL template of /protocol/{slug} (PROTOCOL_URL)."
     )
     connect_timeout: float = Field(default=10.0, description="Seconds to establish a connection.")
     read_timeout: float = Field(default=60.0, description="Seconds to wait between bytes of the response.")

@@ -182,7 +182,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                                     copy_buffer(frame, columns))
                     inserted += len(frame)
                 else:
-                    folded = _fold_days(folded, frame, table, seen_only=batch.seen_only)
+                    folded = _fold_days(folded, _with_kept_columns(frame, table), table, seen_only=batch.seen_only)
                 if batch.rejects:
                     reject_frame = pd.DataFrame(
                         [(asset, batch.day, r.record_index, r.record_key, r.reason, r.record) for r in batch.rejects],
@@ -278,6 +278,15 @@ def _fold_days(
     return merged.reset_index()[[c.name for c in table.columns]]
 
 
+def _with_kept_columns(frame: pd.DataFrame, table: sa.Table) -> pd.DataFrame:
+    """A dimension's rows with its "keep" columns, NULL where the payload behind them does not carry
+    them (the ``chains`` rows of /pools lack /v2/chains' ids): the upsert keeps the stored values."""
+    missing = [c.name for c in table.columns if c.info.get("merge") == "keep" and c.name not in frame.columns]
+    if not missing:
+        return frame
+    return frame.assign(**dict.fromkeys(missing)).reindex(columns=[c.name for c in table.columns])
+
+
 def _upsert_sql(target: str, table: sa.Table) -> str:
     """INSERT ... ON CONFLICT from ``_stage``; returns (inserted, updated) counts.
 
@@ -301,6 +310,9 @@ def _upsert_sql(target: str, table: sa.Table) -> str:
             # Byte order, as Python sorts the aliases, so that a re-run compares equal on any collation.
             merged[name] = (f'ARRAY(SELECT DISTINCT x COLLATE "C" FROM unnest(t.{name} || EXCLUDED.{name}) AS x '
                             'ORDER BY 1)')
+        elif column.info.get("merge") == "keep":
+            merged[name] = (f"CASE WHEN {newer} THEN coalesce(EXCLUDED.{name}, t.{name}) "
+                            f"ELSE coalesce(t.{name}, EXCLUDED.{name}) END")
         else:
             merged[name] = f"CASE WHEN {newer} THEN EXCLUDED.{name} ELSE t.{name} END"
     column_list = ", ".join(quote_ident(n) for n in names)

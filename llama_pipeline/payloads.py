@@ -16,8 +16,9 @@ import zlib
 import zstandard
 from typing import Literal
 
-Endpoint = Literal["pools", "protocols"]
-ENDPOINTS: tuple[Endpoint, ...] = ("pools", "protocols")
+# /lendBorrow and /v2/chains serve only the present too, so they are archived per day like /pools.
+Endpoint = Literal["pools", "protocols", "lend_borrow", "chain_list"]
+ENDPOINTS: tuple[Endpoint, ...] = ("pools", "protocols", "lend_borrow", "chain_list")
 
 
 class PayloadError(ValueError):
@@ -75,7 +76,8 @@ def decode_records(endpoint: Endpoint, body: bytes, url: str) -> list:
     """Parse a payload and return its records, or raise PayloadError saying what is wrong with it.
 
     ``/pools`` is ``{"status": "success", "data": [...]}`` (a recorded sample lacks ``status``, so a
-    missing status is accepted, a different one is not); ``/protocols`` is a bare list.
+    missing status is accepted, a different one is not); ``/protocols``, ``/lendBorrow`` and
+    ``/v2/chains`` are bare lists.
     """
     where = f"{endpoint} payload from {url} ({len(body):,} bytes)"
     try:

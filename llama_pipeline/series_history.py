@@ -1,0 +1,192 @@
+"""History series (a chain's TVL, a protocol's TVL): fetched politely many at a time, archived
+losslessly in ``raw_series`` and expanded into their daily table, a batch per transaction.
+
+The fetching is the chart history's: bounded concurrency, a rate limit on request starts, results
+handed over in batches so a stopped backfill resumes with what is still missing. Bodies are decoded in
+the consumer thread one at a time, so a few 28 MB responses in flight never mean a few decoded
+documents in memory at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
+import pandas as pd
+import psycopg2
+import psycopg2.extensions
+import sqlalchemy as sa
+
+from llama_pipeline import schema
+from llama_pipeline.history import _RateLimiter
+from llama_pipeline.http_client import DefiLlamaClient, FetchError
+from llama_pipeline.payloads import COMPRESSION, compress
+from llama_pipeline.pg_copy import copy_buffer
+from llama_pipeline.transform.batches import Reject
+from llama_pipeline.transform.chain_tvl import ParsedSeries, SeriesError
+from llama_pipeline.warehouse_lock import partition_lock_key, quote_ident
+
+
+@dataclasses.dataclass(frozen=True)
+class SeriesKind:
+    """One history dataset: where its responses are archived, how one is parsed and where its rows go."""
+
+    endpoint: str  # raw_series.endpoint
+    asset: str  # rejects.asset
+    table: sa.Table
+    key_column: str  # the table's column holding the series key (chain, slug)
+    parse: Callable[[str, bytes, dt.datetime], ParsedSeries]
+
+
+@dataclasses.dataclass(frozen=True)
+class Fetched:
+    key: str
+    url: str
+    fetched_at: dt.datetime
+    http_status: int | None
+    body: bytes | None
+    error: str | None
+
+
+def pending(conn: psycopg2.extensions.connection, schema_name: str, endpoint: str, keys: Sequence[str],
+            fetched_since: dt.datetime) -> list[str]:
+    """The keys without a usable response fetched since ``fetched_since`` (the run's start, or the
+    start of the backfill it resumes), in the order given."""
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT series_key FROM {quote_ident(schema_name)}.raw_series WHERE endpoint = %s "
+            "AND series_key = ANY(%s) AND error IS NULL AND fetched_at >= %s",
+            (endpoint, list(keys), fetched_since),
+        )
+        done = {row[0] for row in cur.fetchall()}
+    return [key for key in keys if key not in done]
+
+
+def store(conn: psycopg2.extensions.connection, schema_name: str, kind: SeriesKind, results: Sequence[Fetched],
+          day: dt.date) -> dict[str, int]:
+    """Archive a batch of responses and upsert their points, in the caller's transaction. A response
+    that is unusable as a whole is archived with its reason and loads nothing; a bad point goes to
+    rejects; a failed re-fetch never replaces a usable archived response."""
+    s = quote_ident(schema_name)
+    counts = {"points": 0, "rejected_points": 0, "unusable": 0}
+    frames: list[pd.DataFrame] = []
+    rejects: list[tuple] = []
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (partition_lock_key(schema_name, kind.table.name),))
+        for result in results:
+            parsed, error = None, result.error
+            if result.body is not None and error is None:
+                try:
+                    parsed = kind.parse(result.key, result.body, result.fetched_at)
+                except SeriesError as problem:
+                    error = str(problem)
+            if error:
+                counts["unusable"] += 1
+            days = parsed.rows["day"] if parsed is not None and len(parsed.rows) else None
+            body = result.body
+            cur.execute(
+                f"""
+                INSERT INTO {s}.raw_series AS t (endpoint, series_key, url, fetched_at, http_status, error,
+                    compression, body, size_bytes, sha256, point_count, rejected_points, first_day, last_day)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                ON CONFLICT (endpoint, series_key) DO UPDATE SET url = EXCLUDED.url,
+                    fetched_at = EXCLUDED.fetched_at, http_status = EXCLUDED.http_status, error = EXCLUDED.error,
+                    compression = EXCLUDED.compression, body = EXCLUDED.body, size_bytes = EXCLUDED.size_bytes,
+                    sha256 = EXCLUDED.sha256, point_count = EXCLUDED.point_count,
+                    rejected_points = EXCLUDED.rejected_points, first_day = EXCLUDED.first_day,
+                    last_day = EXCLUDED.last_day
+                WHERE EXCLUDED.error IS NULL OR t.error IS NOT NULL
+                """,
+                (kind.endpoint, result.key, result.url, result.fetched_at, result.http_status, error,
+                 COMPRESSION if body is not None else None,
+                 psycopg2.Binary(compress(body)) if body is not None else None,
+                 len(body) if body is not None else None,
+                 hashlib.sha256(body).hexdigest() if body is not None else None,
+                 len(parsed.rows) if parsed else None, len(parsed.rejects) if parsed else None,
+                 days.min() if days is not None else None, days.max() if days is not None else None),
+            )
+            if parsed is None:
+                continue
+            cur.execute(f"DELETE FROM {s}.rejects WHERE asset = %s AND record_key = %s", (kind.asset, result.key))
+            rejects += [(kind.asset, day, r.record_index, result.key, r.reason, r.record) for r in parsed.rejects]
+            counts["points"] += len(parsed.rows)
+            counts["rejected_points"] += len(parsed.rejects)
+            frames.append(parsed.rows)
+        if frames:
+            _upsert(cur, s, kind.table, pd.concat(frames, ignore_index=True))
+        if rejects:
+            columns = [schema.rejects.c[n] for n in ("asset", "partition_date", "record_index", "record_key",
+                                                     "reason", "record")]
+            cur.copy_expert(f"COPY {s}.rejects ({', '.join(c.name for c in columns)}) FROM STDIN",
+                            copy_buffer(pd.DataFrame(rejects, columns=[c.name for c in columns]), columns))
+    return counts
+
+
+def _upsert(cur: psycopg2.extensions.cursor, s: str, table: sa.Table, frame: pd.DataFrame) -> None:
+    columns = list(table.columns)
+    names = ", ".join(quote_ident(c.name) for c in columns)
+    key = ", ".join(quote_ident(c.name) for c in table.primary_key)
+    values = ", ".join(f"{quote_ident(c.name)} = EXCLUDED.{quote_ident(c.name)}" for c in columns
+                       if not c.primary_key)
+    cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS _series_stage (LIKE {s}.{quote_ident(table.name)}) "
+                "ON COMMIT DELETE ROWS")
+    cur.execute("TRUNCATE _series_stage")
+    cur.copy_expert(f"COPY _series_stage ({names}) FROM STDIN", copy_buffer(frame[[c.name for c in columns]], columns))
+    cur.execute(f"INSERT INTO {s}.{quote_ident(table.name)} ({names}) SELECT {names} FROM _series_stage "
+                f"ON CONFLICT ({key}) DO UPDATE SET {values}")
+
+
+def fetch_all(
+    client: DefiLlamaClient,
+    urls: Sequence[tuple[str, str]],
+    *,
+    concurrency: int,
+    rate_per_second: float,
+    on_batch: Callable[[list[Fetched]], None],
+    log: Callable[[str], None],
+    what: str,
+    batch_size: int = 20,
+    progress_every: float = 10.0,
+) -> dict[str, float]:
+    """Fetch every (key, url); hand results to ``on_batch`` as they come. Returns counts and req/s."""
+    limiter = _RateLimiter(rate_per_second)
+    started = last_report = time.monotonic()
+    counts: dict[str, float] = {"fetched": 0, "failed": 0}
+    batch: list[Fetched] = []
+
+    def one(key: str, url: str) -> Fetched:
+        limiter.wait()
+        try:
+            response = client.fetch(url)
+        except FetchError as error:
+            return Fetched(key, url, dt.datetime.now(dt.timezone.utc), error.status, None, str(error))
+        return Fetched(key, url, response.fetched_at, response.status, response.body, None)
+
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix=what)
+    try:
+        futures = [pool.submit(one, key, url) for key, url in urls]
+        for done, future in enumerate(as_completed(futures), start=1):
+            result = future.result()
+            counts["failed" if result.error else "fetched"] += 1
+            batch.append(result)
+            # a batch of bodies is held until written: cap it by size too (protocol bodies reach 28 MB)
+            if len(batch) >= batch_size or sum(len(r.body or b"") for r in batch) > 64 << 20:
+                on_batch(batch)
+                batch = []
+            now = time.monotonic()
+            if now - last_report >= progress_every or done == len(futures):
+                last_report = now
+                log(f"{what} {done:,}/{len(futures):,} ({int(counts['failed']):,} failed), "
+                    f"{done / max(now - started, 1e-9):.1f} req/s")
+    except BaseException:  # a failed write or a terminated run: drop what is queued, now
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    if batch:
+        on_batch(batch)
+    counts["requests_per_second"] = round(len(urls) / max(time.monotonic() - started, 1e-9), 2)
+    return counts
