@@ -4,7 +4,9 @@ The daily stats replace the run's days' rows, and ``pool_latest`` recomputes the
 snapshot on those days (or whose stored newest snapshot was one of them, in case a re-loaded day no
 longer has the pool). The cost of a day is therefore the same after a week or after ten years, where
 re-aggregating every snapshot grew with history. ``pool_apy_stats`` holds the newest day's 30-day
-windows and is replaced as a whole: its work is bounded by the window. Everything runs in the
+windows and is replaced as a whole (unless the run's days lie outside the window, which leaves it
+as it is): its work is bounded by the window. Both one-row-per-pool tables are as of the newest stored
+day whatever partition runs. Everything runs in the
 caller's transaction (readers see the previous rows until it commits), under a per-table advisory
 lock.
 
@@ -192,10 +194,18 @@ CROSS JOIN as_of a
 """
 
 
-def replace_pool_apy_stats(cur: psycopg2.extensions.cursor, schema_name: str) -> int:
-    """Recompute ``pool_apy_stats`` as of the newest snapshot day; returns the pools written."""
+def replace_pool_apy_stats(cur: psycopg2.extensions.cursor, schema_name: str, first: dt.date, last: dt.date) -> int:
+    """Recompute ``pool_apy_stats`` as of the newest snapshot day after the days ``first``..``last`` were
+    loaded; returns the pools written. Days outside the 30-day window ending on the newest day change
+    nothing in it: when the table already holds that day, it is left as it is (not rewritten under the
+    label of an old partition)."""
     q = quote_ident(schema_name)
     _lock(cur, schema_name, "pool_apy_stats")
+    cur.execute(f"SELECT (SELECT max(snapshot_date) FROM {q}.pool_snapshots), "
+                f"(SELECT max(as_of_date) FROM {q}.pool_apy_stats)")
+    newest, stored = cur.fetchone()
+    if newest is not None and stored == newest and last <= newest - dt.timedelta(days=30):
+        return 0
     # DELETE rather than TRUNCATE: TRUNCATE would lock readers out until the transaction ends.
     cur.execute(f"DELETE FROM {q}.pool_apy_stats")
     cur.execute(_POOL_APY_STATS.format(q=q))

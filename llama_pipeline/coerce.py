@@ -10,12 +10,16 @@ import datetime as dt
 import math
 import re
 import uuid
+from collections.abc import Callable, Container, Iterable
 
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _NUMERIC_TEXT = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
 _TRUE = frozenset({"true", "t", "yes", "1"})
 _FALSE = frozenset({"false", "f", "no", "0"})
+
+
+INVALID_FIELDS = "_invalid_fields"  # in a row's extra: the values that could not be read, and why
 
 
 class BadField(ValueError):
@@ -74,8 +78,8 @@ def text(field: str, value: object) -> str | None:
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        return str(value)
+    if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
+        return str(value)  # an int beyond float range too (str() refuses past 4,300 digits: ValueError)
     if not isinstance(value, str):
         raise BadField(f"{field}: expected text, got {type(value).__name__} {_short(value)}")
     check_storable(field, value)
@@ -160,3 +164,83 @@ def json_storable(field: str, value: object) -> None:
     elif isinstance(value, list):
         for item in value:
             json_storable(field, item)
+
+
+def without_nul(value: object) -> object:
+    """``value`` with NUL characters removed from every string in it (list items and object keys too)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [without_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {without_nul(str(key)): without_nul(item) for key, item in value.items()}
+    return value
+
+
+def json_safe(value: object) -> object:
+    """A raw value as JSONB can keep it for the record: non-finite numbers as their text (``nan``,
+    ``inf``), NUL as the six characters ``\\u0000``, lone surrogates backslash-escaped, at any depth."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, int) and not isinstance(value, bool) and not _fits_a_float(value):
+        try:
+            return str(value)  # kept exactly, as text
+        except ValueError:  # str() refuses past 4,300 digits
+            return "<an integer of more than 4,300 digits>"
+    if isinstance(value, str):
+        return value.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {json_safe(str(k)): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def leniently(convert: Callable[[str, object], object], field: str, value: object) -> tuple[object, dict | None]:
+    """``convert(field, value)`` and no problem, or what can be kept and the problem to record: a value
+    that is only spoiled by NUL characters is kept without them, any other unreadable value becomes
+    NULL. The problem holds the raw value (JSONB-safe) and the reason."""
+    try:
+        return convert(field, value), None
+    except ValueError as error:  # BadField included
+        reason = str(error)
+    cleaned = without_nul(value)
+    if cleaned is not value and cleaned != value:
+        try:
+            result = convert(field, cleaned)
+        except ValueError as error:
+            return None, {"value": json_safe(value), "reason": str(error)}
+        return result, {"value": json_safe(value), "reason": f"{reason} (removed)"}
+    return None, {"value": json_safe(value), "reason": reason}
+
+
+def _fits_a_float(value: int) -> bool:
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
+def extra_fields(record: dict, known: Container[str], invalid: dict[str, dict]) -> dict | None:
+    """The record's fields outside ``known``, as sent; one that JSONB cannot hold (NaN, NUL, a lone
+    surrogate) goes JSONB-safe into ``invalid`` instead, which is kept under ``_invalid_fields``."""
+    extra = {}
+    for key, value in record.items():
+        if key in known:
+            continue
+        label = json_safe(str(key))
+        try:
+            json_storable(label, {key: value})
+        except ValueError as error:
+            invalid[label] = {"value": json_safe(value), "reason": str(error)}
+            continue
+        extra[key] = value
+    if invalid:
+        extra[INVALID_FIELDS] = invalid
+    return extra or None
+
+
+def invalid_value_count(extras: Iterable[dict | None]) -> int:
+    """How many values of a day's rows could not be read (kept under ``extra._invalid_fields``)."""
+    return sum(len(extra[INVALID_FIELDS]) for extra in extras if extra and INVALID_FIELDS in extra)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import urllib.parse
 
 import sqlalchemy as sa
 
@@ -35,4 +36,30 @@ def scrub(text: str, url: str) -> str:
         password = sa.make_url(libpq_url(url)).password
     except Exception:
         return text
-    return text.replace(password, "***") if password else text
+    if not password:
+        return text
+    for spelling in {password, urllib.parse.quote(password, safe=""), urllib.parse.quote_plus(password)}:
+        text = text.replace(spelling, "***")
+    return text
+
+
+class ScrubbedError(Exception):
+    """A copy of an exception whose text may hold the password: its type's name and its message, with
+    the password removed, and its traceback, so that where and why it failed stay known."""
+
+
+def scrubbed(error: BaseException, url: str) -> ScrubbedError:
+    """A scrubbed copy of ``error`` and of every exception that caused it, chained the same way (each
+    copy keeps its original's traceback frames; frames print code and line numbers, never values)."""
+    copies: list[ScrubbedError] = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        kind = type(current)
+        copies.append(ScrubbedError(f"{kind.__module__}.{kind.__qualname__}: {scrub(str(current), url)}")
+                      .with_traceback(current.__traceback__))
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    for copy, cause in zip(copies, copies[1:]):
+        copy.__cause__ = cause
+    return copies[0]

@@ -12,18 +12,16 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import threading
-import time
 import zlib
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Iterable, Sequence
 
 import pandas as pd
 import psycopg2.extensions
 
 from llama_pipeline import coerce, schema
-from llama_pipeline.http_client import DefiLlamaClient, FetchError
+from llama_pipeline.chart_fetch import ChartResult
 from llama_pipeline.pg_copy import copy_buffer
+from llama_pipeline.transform.batches import Reject
 from llama_pipeline.warehouse_lock import quote_ident
 
 # A pool DeFiLlama does not know (HTTP 400 "invalid configID!") or no longer serves will not come back:
@@ -34,6 +32,7 @@ _CHART_FIELDS = {"tvlUsd": "tvl_usd", "apy": "apy", "apyBase": "apy_base", "apyR
                  "il7d": "il_7d", "apyBase7d": "apy_base_7d", "pricePerShare": "price_per_share"}
 NOT_IN_CHART = tuple(c for c in schema.SNAPSHOT_METRICS if c not in schema.CHART_METRICS)
 UNKNOWN = "(unknown)"  # chain and project of a pool known only from its history
+CHART_ASSET = "raw_pool_charts"  # the asset under which unreadable chart points are kept in rejects
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,25 +47,18 @@ class PoolSelection:
 
 
 @dataclasses.dataclass(frozen=True)
-class ChartResult:
-    pool_id: str
-    url: str
-    fetched_at: dt.datetime
-    http_status: int | None
-    body: bytes | None
-    error: str | None
-
-
-@dataclasses.dataclass(frozen=True)
 class ParsedChart:
     points: list[tuple]  # (day, pool_id, tvl_usd, apy, apy_base, apy_reward, il_7d, apy_base_7d, pps)
-    rejected: int
-    first_problem: str | None
+    rejects: list[Reject]  # the points that could not be read, with why
+
+    @property
+    def rejected(self) -> int:
+        return len(self.rejects)
 
 
 def parse_chart(pool_id: str, body: bytes) -> ParsedChart:
     """The chart's points, one per UTC day (the day's last, as DeFiLlama keeps them); a point that cannot
-    be read is counted and the first reason kept, the rest of the chart still loads."""
+    be read is set aside with its reason, and the rest of the chart still loads."""
     try:
         document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -77,21 +69,23 @@ def parse_chart(pool_id: str, body: bytes) -> ParsedChart:
     if not isinstance(data, list):
         raise ValueError(f"chart of {pool_id} has no list of points")
     by_day: dict[dt.date, tuple] = {}
-    rejected, first_problem = 0, None
+    rejects: list[Reject] = []
     for index, point in enumerate(data):
         try:
             if not isinstance(point, dict):
                 raise coerce.BadField(f"point {index} is not an object")
             stamp = coerce.required_text("timestamp", point.get("timestamp"))
-            moment = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+            try:
+                moment = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+            except ValueError:
+                raise coerce.BadField(f"timestamp: not an ISO 8601 time {stamp[:40]!r}") from None
             day = moment.astimezone(dt.timezone.utc).date() if moment.tzinfo else moment.date()
             values = tuple(coerce.number(field, point.get(field)) for field in _CHART_FIELDS)
         except (coerce.BadField, ValueError) as error:
-            rejected += 1
-            first_problem = first_problem or f"point {index}: {error}"
+            rejects.append(Reject.of(index, pool_id, f"point {index}: {error}", point))
             continue
         by_day[day] = (day, pool_id, *values)  # ascending order: the day's last point wins
-    return ParsedChart([by_day[d] for d in sorted(by_day)], rejected, first_problem)
+    return ParsedChart([by_day[d] for d in sorted(by_day)], rejects)
 
 
 def selected_pools(conn: psycopg2.extensions.connection, schema_name: str, selection: PoolSelection) -> list[str]:
@@ -142,10 +136,17 @@ def pending_pools(
     return [p for p in pool_ids if p not in done]
 
 
-def store_charts(conn: psycopg2.extensions.connection, schema_name: str, results: Iterable[ChartResult]) -> None:
-    """Archive charts (body byte for byte, gzip-compressed) and replace each pool's points."""
+def store_charts(
+    conn: psycopg2.extensions.connection, schema_name: str, results: Iterable[ChartResult]
+) -> dict[str, ParsedChart]:
+    """Archive charts (body byte for byte, gzip-compressed) and replace each pool's points; the points
+    that cannot be read go to ``rejects`` (asset ``raw_pool_charts``, the day it was fetched, the
+    pool as key), replacing what an earlier fetch of the pool set aside. Returns the charts stored
+    that had such points, by pool."""
     s = quote_ident(schema_name)
     points: list[tuple] = []
+    rejects: list[tuple] = []
+    spoiled: dict[str, ParsedChart] = {}
     with conn.cursor() as cur:
         for result in results:
             parsed, error = None, result.error
@@ -154,9 +155,6 @@ def store_charts(conn: psycopg2.extensions.connection, schema_name: str, results
                     parsed = parse_chart(result.pool_id, result.body)
                 except ValueError as problem:
                     error = str(problem)
-                else:
-                    if parsed.rejected:
-                        error = None  # the chart is usable; the count and first reason are logged
             body = result.body
             days = [p[0] for p in parsed.points] if parsed else []
             cur.execute(
@@ -182,7 +180,18 @@ def store_charts(conn: psycopg2.extensions.connection, schema_name: str, results
             )
             if parsed:
                 cur.execute(f"DELETE FROM {s}.pool_chart_points WHERE pool_id = %s", (result.pool_id,))
+                cur.execute(f"DELETE FROM {s}.rejects WHERE asset = %s AND record_key = %s",
+                            (CHART_ASSET, result.pool_id))
                 points.extend(parsed.points)
+                day = result.fetched_at.astimezone(dt.timezone.utc).date()
+                rejects += [(CHART_ASSET, day, r.record_index, r.record_key, r.reason, r.record) for r in parsed.rejects]
+                if parsed.rejects:
+                    spoiled[result.pool_id] = parsed
+        if rejects:
+            columns = [schema.rejects.c[name] for name in
+                       ("asset", "partition_date", "record_index", "record_key", "reason", "record")]
+            cur.copy_expert(f"COPY {s}.rejects ({', '.join(c.name for c in columns)}) FROM STDIN",
+                            copy_buffer(pd.DataFrame(rejects, columns=[c.name for c in columns]), columns))
         if points:
             columns = list(schema.pool_chart_points.columns)
             frame = pd.DataFrame(points, columns=[c.name for c in columns])
@@ -190,76 +199,12 @@ def store_charts(conn: psycopg2.extensions.connection, schema_name: str, results
                 f"COPY {s}.pool_chart_points ({', '.join(c.name for c in columns)}) FROM STDIN",
                 copy_buffer(frame, columns),
             )
+    return spoiled
 
 
 def _gzip(body: bytes) -> bytes:
     compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
     return compressor.compress(body) + compressor.flush()
-
-
-class _RateLimiter:
-    """At most ``rate`` request starts per second across threads (DeFiLlama asks for politeness)."""
-
-    def __init__(self, rate: float) -> None:
-        self._interval = 1.0 / rate if rate > 0 else 0.0
-        self._next = time.monotonic()
-        self._lock = threading.Lock()
-
-    def wait(self) -> None:
-        if not self._interval:
-            return
-        with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next)
-            self._next = start + self._interval
-        time.sleep(max(0.0, start - now))
-
-
-def fetch_charts(
-    client: DefiLlamaClient,
-    pool_ids: Sequence[str],
-    *,
-    concurrency: int,
-    rate_per_second: float,
-    on_batch: Callable[[list[ChartResult]], None],
-    log: Callable[[str], None],
-    batch_size: int = 50,
-    progress_every: float = 10.0,
-) -> dict[str, int]:
-    """Fetch every pool's chart with bounded concurrency and rate; hand results over in batches so the
-    caller can commit them as they come. Returns counts of fetched and failed charts."""
-    limiter = _RateLimiter(rate_per_second)
-    started = last_report = time.monotonic()
-    counts = {"fetched": 0, "failed": 0}
-    pending: list[ChartResult] = []
-
-    def one(pool_id: str) -> ChartResult:
-        limiter.wait()
-        url = client.chart_url.format(pool=pool_id)
-        try:
-            response = client.fetch(url)
-        except FetchError as error:
-            return ChartResult(pool_id, url, dt.datetime.now(dt.timezone.utc), error.status,
-                               error.body or None, str(error))
-        return ChartResult(pool_id, url, response.fetched_at, response.status, response.body, None)
-
-    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="chart") as pool:
-        futures = [pool.submit(one, pool_id) for pool_id in pool_ids]
-        for done, future in enumerate(as_completed(futures), start=1):
-            result = future.result()
-            counts["failed" if result.error else "fetched"] += 1
-            pending.append(result)
-            if len(pending) >= batch_size:
-                on_batch(pending)
-                pending = []
-            now = time.monotonic()
-            if now - last_report >= progress_every or done == len(futures):
-                last_report = now
-                rate = done / max(now - started, 1e-9)
-                log(f"charts {done:,}/{len(futures):,} ({counts['failed']:,} failed), {rate:.1f} req/s")
-    if pending:
-        on_batch(pending)
-    return counts
 
 
 def chart_snapshots(conn: psycopg2.extensions.connection, schema_name: str, day: dt.date) -> pd.DataFrame:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import psycopg2.extensions
 
-from llama_pipeline import chain_aliases
+from llama_pipeline import chain_aliases, coerce
 from llama_pipeline.gc_pause import paused_gc
 from llama_pipeline.payloads import decode_records, decompress
 from llama_pipeline.warehouse_lock import quote_ident
@@ -350,11 +350,27 @@ def rejects_within(db: Warehouse, asset: str, endpoint: str, day: dt.date, fract
                       "partition_date = %s GROUP BY 1 ORDER BY 2 DESC LIMIT 10", (asset, day))
     share = rejected / records if records else 0.0
     metadata = {"rejected": rejected, "records": records, "reject_fraction": round(share, 5),
-                "max_fraction": fraction, "reasons": {r[0]: r[1] for r in reasons}}
+                "max_fraction": fraction, "reasons": {r[0]: r[1] for r in reasons},
+                "invalid_values": invalid_values(db, asset, day)}
     if share > fraction:
         return Verdict(False, f"{rejected:,} of {records:,} records of {day} rejected ({share:.2%} > {fraction:.2%})",
                        metadata)
     return Verdict(True, f"{rejected:,} of {records:,} records rejected ({share:.2%})", metadata)
+
+
+_INVALID_SQL = {  # the day's rows, and how many values of each could not be read
+    "pool_snapshots": "SELECT extra FROM {t} WHERE snapshot_date = %s AND extra ? '_invalid_fields'",
+    "projects": "SELECT extra FROM {t} WHERE last_seen_date >= %s AND first_seen_date <= %s "
+                "AND extra ? '_invalid_fields'",
+}
+
+
+def invalid_values(db: Warehouse, asset: str, day: dt.date) -> int:
+    """Values of the day's rows that could not be read (NULL, kept under ``extra._invalid_fields``).
+    A project's row holds its newest day's attributes, so for an old day this counts today's."""
+    sql = _INVALID_SQL[asset].format(t=db.t(asset))
+    rows = db.rows(sql, (day,) if asset == "pool_snapshots" else (day, day))
+    return coerce.invalid_value_count(extra for (extra,) in rows)
 
 
 def freshness(db: Warehouse, now: dt.datetime, max_hours: float) -> Verdict:

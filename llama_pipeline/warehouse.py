@@ -11,14 +11,24 @@ import psycopg2
 import psycopg2.extensions
 from pydantic import Field
 
-from llama_pipeline.db_url import libpq_url, redacted, scrub
+from llama_pipeline.db_url import libpq_url, redacted, scrub, scrubbed
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
 
 
 class WarehouseError(RuntimeError):
-    """A database failure, with any password scrubbed from the driver's message."""
+    """A database failure, with any password scrubbed from the driver's message.
+
+    Its cause is a scrubbed copy of the driver's exception chain (``db_url.scrubbed``), raised outside
+    the ``except`` block so that the original, unscrubbed exception is not kept as its context.
+    """
+
+    @classmethod
+    def of(cls, message: str, error: BaseException, url: str) -> WarehouseError:
+        failure = cls(f"{message}: {scrub(str(error), url).strip()}")
+        failure.__cause__ = scrubbed(error, url)
+        return failure
 
 
 def migrate_to_head(database_url: str, schema: str) -> None:
@@ -47,14 +57,16 @@ class Warehouse(dg.ConfigurableResource):
     connect_timeout: int = Field(default=10, description="Seconds to wait for a connection.")
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        if self.migrate_on_start:
-            try:
-                migrate_to_head(self.database_url, self.schema_name)
-            except Exception as error:
-                raise WarehouseError(
-                    f"could not migrate {redacted(self.database_url)} (schema {self.schema_name}): "
-                    f"{scrub(str(error), self.database_url)}"
-                ) from None
+        if not self.migrate_on_start:
+            return
+        failure = None
+        try:
+            migrate_to_head(self.database_url, self.schema_name)
+        except Exception as error:
+            failure = WarehouseError.of(f"could not migrate {redacted(self.database_url)} "
+                                        f"(schema {self.schema_name})", error, self.database_url)
+        if failure is not None:
+            raise failure
 
     @property
     def display_url(self) -> str:
@@ -63,6 +75,7 @@ class Warehouse(dg.ConfigurableResource):
     @contextlib.contextmanager
     def connection(self) -> Iterator[psycopg2.extensions.connection]:
         """A connection in one transaction: committed when the block ends, rolled back on any error."""
+        conn, failure = None, None
         try:
             conn = psycopg2.connect(
                 libpq_url(self.database_url),
@@ -70,9 +83,9 @@ class Warehouse(dg.ConfigurableResource):
                 application_name="llama_pipeline",
             )
         except psycopg2.Error as error:
-            raise WarehouseError(
-                f"cannot connect to {self.display_url}: {scrub(str(error), self.database_url).strip()}"
-            ) from None
+            failure = WarehouseError.of(f"cannot connect to {self.display_url}", error, self.database_url)
+        if failure is not None:
+            raise failure
         try:
             with conn:  # commits on success, rolls back on an exception
                 yield conn

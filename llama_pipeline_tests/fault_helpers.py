@@ -29,9 +29,10 @@ TABLES = ("chains", "projects", "pools", "pool_snapshots", "raw_payloads", "reje
 def start_run(database_url: str, schema: str, *, partition: dt.date | None = None,
               partition_range: tuple[dt.date, dt.date] | None = None, select: str = "warehouse",
               pools_url: str = "http://127.0.0.1:9/pools", protocols_url: str = "http://127.0.0.1:9/protocols",
-              env: dict | None = None) -> subprocess.Popen:
+              env: dict | None = None, chart_url: str = "http://127.0.0.1:9/chart/{pool}",
+              run_config: dict | None = None) -> subprocess.Popen:
     spec = {"database_url": database_url, "schema": schema, "select": select, "pools_url": pools_url,
-            "protocols_url": protocols_url}
+            "protocols_url": protocols_url, "chart_url": chart_url, "run_config": run_config or {}}
     if partition_range:
         spec["range"] = [d.isoformat() for d in partition_range]
     else:
@@ -135,16 +136,19 @@ def _main() -> int:
         "warehouse": warehouse,
         "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
         "defillama": DefiLlamaClient(pools_url=spec["pools_url"], protocols_url=spec["protocols_url"],
+                                     chart_url=spec["chart_url"],
                                      backoff_factor=0.05, max_wait=0.5, read_timeout=5, max_attempts=2),
     }
     assets = all_assets()
-    chosen = {"all": assets, "warehouse": assets[3:], "raw": assets[:2]}[spec["select"]]
+    chosen = {"all": assets, "warehouse": assets[3:], "raw": assets[:2],
+              "charts": [a for a in assets if a.key.path == ["raw_pool_charts"]]}[spec["select"]]
     tags, partition_key = {}, spec.get("partition")
     if "range" in spec:
         tags = {"dagster/asset_partition_range_start": spec["range"][0],
                 "dagster/asset_partition_range_end": spec["range"][1]}
     result = dg.materialize(assets, selection=[a.key for a in chosen], resources=resources,
-                            partition_key=partition_key, tags=tags, raise_on_error=False)
+                            partition_key=partition_key, tags=tags, raise_on_error=False,
+                            run_config=spec.get("run_config") or {})
     failures = [e.message for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     errors = []
     for event in result.all_events:

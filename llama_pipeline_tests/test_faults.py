@@ -182,7 +182,7 @@ HOSTILE = [
 ]
 
 
-def test_hostile_strings_are_stored_as_sent_or_rejected_with_a_reason(resources, http, query, small_day):
+def test_hostile_strings_are_stored_as_sent_or_cleaned_with_a_reason(resources, http, query, small_day):
     pools_payload, protocols = small_day
     records = [dict(r) for r in pools_payload["data"]]
     protocol_records = [dict(p) for p in protocols]
@@ -197,29 +197,28 @@ def test_hostile_strings_are_stored_as_sent_or_rejected_with_a_reason(resources,
     result = materialize([raw_pools, raw_protocols, *warehouse_assets()], resources)
     assert result.success  # never crashes the day
 
-    rejected = {r[0]: r[1] for r in query("SELECT record_index, reason FROM rejects WHERE asset = 'pools'")}
+    assert query("SELECT count(*) FROM rejects") == [(0,)]  # not one record set aside
     for i, text in enumerate(HOSTILE):
         stored = query("SELECT symbol, pool_meta FROM pools WHERE pool_id = %s", (records[i]["pool"],))
-        if i in rejected:
-            assert "\x00" in text and "NUL" in rejected[i]  # only what PostgreSQL cannot hold is refused
-            assert stored == []
+        extra = query("SELECT extra FROM pool_snapshots WHERE pool_id = %s", (records[i]["pool"],))[0][0]
+        name = query("SELECT name, description FROM projects WHERE slug = %s", (protocol_records[i]["slug"],))
+        if "\x00" in text:  # only what PostgreSQL cannot hold is changed: the NUL removed, and recorded
+            clean = text.replace("\x00", "")
+            assert stored == [(clean, clean)] and name == [(clean, clean)]
+            invalid = extra["_invalid_fields"]
+            assert invalid["symbol"]["value"] == text.replace("\x00", "\\u0000") and "NUL" in invalid["symbol"]["reason"]
+            assert f"hostile_key_{i}'\"; --" in invalid  # the extra field's value, kept JSONB-safe
         else:
             assert stored == [(text, text)], i
-            extra = query("SELECT extra FROM pool_snapshots WHERE pool_id = %s", (records[i]["pool"],))[0][0]
             assert extra[f"hostile_key_{i}'\"; --"] == text
-        name = query("SELECT name, description FROM projects WHERE slug = %s", (protocol_records[i]["slug"],))
-        if "\x00" in text:
-            assert name == [] or name == [(None, None)] or "NUL" in str(query(
-                "SELECT reason FROM rejects WHERE asset = 'projects'"))
-        else:
             assert name == [(text, text)], i
     assert query("SELECT chain FROM pools WHERE pool_id = %s", (records[len(HOSTILE)]["pool"],)) == [
         ("'; DROP TABLE chains; --",)]
     assert query("SELECT project FROM pools WHERE pool_id = %s", (records[len(HOSTILE) + 1]["pool"],)) == [
         ("x'); DELETE FROM pools; --",)]
     # Nothing was executed: every table is there and whole.
-    assert query("SELECT count(*) FROM pools") == [(len(records) - len(rejected),)]
-    assert query("SELECT count(*) FROM pool_snapshots") == [(len(records) - len(rejected),)]
+    assert query("SELECT count(*) FROM pools") == [(len(records),)]
+    assert query("SELECT count(*) FROM pool_snapshots") == [(len(records),)]
     assert query("SELECT count(*) FROM chains")[0][0] > 1
     # A re-run of the day is identical (the archived payload replays byte for byte).
     from llama_pipeline_tests.defs.test_pipeline import snapshot_of

@@ -114,3 +114,58 @@ def test_sql_takes_values_as_parameters_only():
         for match in re.finditer(r'f"{1,3}\s*(?:SELECT|INSERT|DELETE|UPDATE|COPY|CREATE)[^"]*"', source):
             found.update(re.findall(r"\{([^{}]*)\}", match.group(0)))
     assert found and found <= identifiers, found - identifiers
+
+
+def _error_texts(instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult) -> list[str]:
+    """Every error the run recorded, formatted as the UI shows it: message, stack and causes."""
+    texts = []
+    for entry in instance.all_logs(result.run_id):
+        data = entry.dagster_event.event_specific_data if entry.dagster_event else None
+        error = getattr(data, "error", None)
+        if error is not None:
+            texts.append(error.to_string())
+    return texts
+
+
+def test_a_broken_migration_keeps_its_traceback_without_the_password(secret_role, warehouse, http, small_day):
+    url, password = secret_role
+    schema = f"broken_{uuid.uuid4().hex[:8]}"
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:  # the first revision will find its table taken
+        cur.execute(f'CREATE SCHEMA "{schema}"')
+        cur.execute(f'CREATE TABLE "{schema}".raw_payloads (stray integer)')
+    serve(http, *small_day)
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(all_assets(), resources=_resources(url, schema, http), selection=[a.key for a in all_assets()[:1]],
+                            instance=instance, partition_key=utc_today().isoformat(), raise_on_error=False)
+    assert not result.success
+    errors = "\n".join(_error_texts(instance, result))
+    assert "could not migrate" in errors
+    # The cause is kept: the driver's error and the revision's own frame reach the user.
+    assert "DuplicateTable" in errors and 'relation "raw_payloads" already exists' in errors
+    assert "0001_initial.py" in errors and "upgrade" in errors
+    assert password not in errors and password not in _everything_recorded(instance, result)
+
+
+def test_every_message_of_a_chain_is_scrubbed_and_every_frame_kept():
+    from llama_pipeline.db_url import scrubbed
+    from llama_pipeline.warehouse import WarehouseError
+
+    password = f"Pw{uuid.uuid4().hex}Zq"
+    url = f"postgresql://someone:{password}@127.0.0.1/db"
+
+    def driver():
+        try:
+            raise KeyError(f"inner {password}")
+        except KeyError as inner:
+            raise RuntimeError(f"outer with {password} in it") from inner
+
+    try:
+        driver()
+    except RuntimeError as error:
+        failure = WarehouseError("failed")
+        failure.__cause__ = scrubbed(error, url)
+    import traceback
+    text = "".join(traceback.format_exception(failure))
+    assert password not in text and text.count("***") == 2
+    assert "builtins.RuntimeError: outer with *** in it" in text and "builtins.KeyError" in text
+    assert text.count("in driver") == 2  # both frames of the original tracebacks are kept

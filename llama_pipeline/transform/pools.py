@@ -11,7 +11,6 @@ import dataclasses
 import datetime as dt
 import functools
 import itertools
-import math
 import operator
 from collections.abc import Callable
 
@@ -21,6 +20,9 @@ import pandas as pd
 from llama_pipeline import coerce
 from llama_pipeline.chain_aliases import canonical_chain
 from llama_pipeline.transform.batches import Reject
+
+INVALID_FIELDS = coerce.INVALID_FIELDS
+UNKNOWN = "(unknown)"  # the chain or project of a pool whose own cannot be read
 
 # API field -> (column, coercion). Order follows the table.
 _POOL_ATTRIBUTES = {
@@ -71,6 +73,7 @@ class ParsedPools:
     pools: pd.DataFrame
     snapshots: pd.DataFrame
     rejects: list[Reject]
+    invalid_values: int = 0  # values that could not be read: NULL, kept under extra._invalid_fields
 
 
 def parse_pools(records: list, day: dt.date) -> ParsedPools:
@@ -110,7 +113,8 @@ def parse_pools(records: list, day: dt.date) -> ParsedPools:
         snapshot_columns = [_take(column, kept) for column in snapshot_columns]
     pools = _frame(pool_columns, POOL_COLUMNS)
     snapshot_columns[0] = pools["pool_id"].array  # the same ids: turn them into pandas strings once
-    return ParsedPools(pools=pools, snapshots=_frame(snapshot_columns, SNAPSHOT_COLUMNS), rejects=rejects)
+    return ParsedPools(pools=pools, snapshots=_frame(snapshot_columns, SNAPSHOT_COLUMNS), rejects=rejects,
+                       invalid_values=coerce.invalid_value_count(snapshot_columns[-1]))
 
 
 def _settle(records: list, day: dt.date, odd: set[int], pool_ids: list, pool_columns: list,
@@ -414,30 +418,43 @@ def _parse_pools_record_by_record(records: list, day: dt.date) -> ParsedPools:
         pools=pd.DataFrame.from_records(pool_rows, columns=POOL_COLUMNS),
         snapshots=pd.DataFrame.from_records(snapshot_rows, columns=SNAPSHOT_COLUMNS),
         rejects=rejects,
+        invalid_values=coerce.invalid_value_count(row[-1] for row in snapshot_rows),
     )
 
 
 def _parse_record(record: object, day: dt.date, first_index: dict[str, int]) -> tuple[tuple, tuple]:
     """One record's ``pools`` row and ``pool_snapshots`` row; raises BadField (or ValueError) saying
-    why the record is rejected. ``first_index``: the pool ids kept so far, with their record index."""
+    why the record is rejected: only when its pool id is missing, malformed or a duplicate.
+    ``first_index``: the pool ids kept so far, with their record index.
+
+    Any other value that cannot be read costs only itself: it becomes NULL (a chain or project,
+    ``(unknown)``; text spoiled only by NUL characters, the text without them), and its raw value and
+    the reason are kept in the snapshot's ``extra._invalid_fields``."""
     if not isinstance(record, dict):
         raise coerce.BadField(f"record is {type(record).__name__}, not an object")
     pool_id = coerce.pool_id(record.get("pool"))
     if pool_id in first_index:
         raise coerce.BadField(f"pool: duplicate pool id (first seen at record {first_index[pool_id]})")
-    chain = canonical_chain(coerce.required_text("chain", record.get("chain")))
-    project = coerce.required_text("project", record.get("project")).strip()
-    attributes = tuple(convert(field, record.get(field)) for field, (_, convert) in _POOL_ATTRIBUTES.items())
-    metrics = tuple(convert(field, record.get(field)) for field, (_, convert) in _METRICS.items())
+    invalid: dict[str, dict] = {}
+
+    def read(convert: Callable, field: str, value: object) -> object:
+        result, problem = coerce.leniently(convert, field, value)
+        if problem:
+            invalid[field] = problem
+        return result
+
+    chain = read(_chain, "chain", record.get("chain")) or UNKNOWN
+    project = read(_project, "project", record.get("project")) or UNKNOWN
+    attributes = tuple(read(convert, field, record.get(field)) for field, (_, convert) in _POOL_ATTRIBUTES.items())
+    metrics = tuple(read(convert, field, record.get(field)) for field, (_, convert) in _METRICS.items())
     predictions = record.get("predictions") or {}
     if not isinstance(predictions, dict):
-        raise coerce.BadField(f"predictions: expected an object, got {type(predictions).__name__}")
-    predicted = tuple(
-        convert(f"predictions.{field}", predictions.get(field)) for field, (_, convert) in _PREDICTIONS.items()
-    )
-    extra = {k: v for k, v in record.items() if k not in KNOWN_FIELDS} or None
-    if extra:
-        coerce.json_storable("extra", extra)
+        invalid["predictions"] = {"value": coerce.json_safe(predictions),
+                                  "reason": f"predictions: expected an object, got {type(predictions).__name__}"}
+        predictions = {}
+    predicted = tuple(read(convert, f"predictions.{field}", predictions.get(field))
+                      for field, (_, convert) in _PREDICTIONS.items())
+    extra = coerce.extra_fields(record, KNOWN_FIELDS, invalid)
     return (pool_id, chain, project, *attributes, day, day), (pool_id, day, *metrics, *predicted, "pools", extra)
 
 
@@ -449,36 +466,44 @@ def _reject(index: int, record: object, error: Exception) -> Reject:
 def chains_and_projects(records: list) -> tuple[dict[str, set[str]], set[str]]:
     """The chain spellings and project slugs of a day's pools, without parsing every field.
 
-    ``chains`` and ``projects`` need only these; a record without a usable pool id, chain or project is
-    skipped here exactly as ``parse_pools`` rejects it, so both see the same pools' names.
+    ``chains`` and ``projects`` need only these; they are read from the records ``parse_pools`` keeps
+    (a usable pool id, seen for the first time), as it reads them, so both see the same pools' names.
     """
     spellings: dict[str, set[str]] = {}
     projects: set[str] = set()
-    names: dict[str, str | None] = {}  # a day spells a few hundred chains: fold each spelling once
+    names: dict[str, tuple[str, str]] = {}  # a day spells a few hundred chains: fold each spelling once
+    kept: set[str] = set()
     for record in records:
         if not isinstance(record, dict):
             continue
         try:
-            coerce.pool_id(record.get("pool"))
-            chain = coerce.required_text("chain", record.get("chain"))
-            project = coerce.required_text("project", record.get("project"))
+            pool_id = coerce.pool_id(record.get("pool"))
         except ValueError:  # BadField included: parse_pools rejects the same records
             continue
-        if chain not in names:
-            names[chain] = _chain_name(chain)
-        name = names[chain]
-        if name is None:
+        if pool_id in kept:
             continue
-        spellings.setdefault(name, set()).add(chain)
-        projects.add(project.strip())
+        kept.add(pool_id)
+        chain = record.get("chain")
+        if type(chain) is not str:
+            name, spelling = _chain_name(chain)
+        elif chain in names:
+            name, spelling = names[chain]
+        else:
+            name, spelling = names[chain] = _chain_name(chain)
+        spellings.setdefault(name, set()).add(spelling)
+        projects.add(coerce.leniently(_project, "project", record.get("project"))[0] or UNKNOWN)
     return spellings, projects
 
 
-def _chain_name(chain: str) -> str | None:
-    try:
-        return canonical_chain(chain)
-    except ValueError:  # not a chain (a cross-chain total such as 'staking'): parse_pools rejects it
-        return None
+def _chain_name(value: object) -> tuple[str, str]:
+    """The canonical name ``parse_pools`` gives a chain value, and the spelling it was read from."""
+    spelling, _ = coerce.leniently(coerce.required_text, "chain", value)
+    if spelling is not None:
+        try:
+            return canonical_chain(spelling), spelling
+        except ValueError:  # not a chain (a cross-chain total such as 'staking'): parse_pools says (unknown)
+            pass
+    return UNKNOWN, UNKNOWN
 
 
 def snapshot_summary(snapshots: pd.DataFrame) -> dict[str, float | int]:

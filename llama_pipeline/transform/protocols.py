@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import math
 
 import pandas as pd
 
@@ -83,34 +82,24 @@ _COLUMNS = {
 }
 PROJECT_COLUMNS = ["slug", *(c for c, _ in _COLUMNS.values()), "listed_in_protocols", "extra",
                    "first_seen_date", "last_seen_date"]
+_KNOWN = frozenset({"slug", *_COLUMNS})
 CHAIN_COLUMNS = ["name", "aliases", "first_seen_date", "last_seen_date"]
 
 
-INVALID_FIELDS = "_invalid_fields"
-
-
-def _json_safe(value: object) -> object:
-    """A value JSONB can hold: non-finite numbers become their text (NaN, inf), at any depth."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
+INVALID_FIELDS = coerce.INVALID_FIELDS
 
 
 def _attributes(record: dict) -> tuple[tuple, dict]:
     """The record's column values. An attribute that cannot be coerced (real payloads carry dates such
     as '2023-20-20') becomes NULL and is kept, with the reason, under ``extra._invalid_fields``: one
-    odd descriptive field should not cost a protocol its row."""
+    odd descriptive field should not cost a protocol its row (text spoiled only by NUL characters is
+    kept without them, and recorded the same way)."""
     values, invalid = [], {}
     for field, (_, convert) in _COLUMNS.items():
-        try:
-            values.append(convert(field, record.get(field)))
-        except (coerce.BadField, ValueError) as error:
-            values.append(None)
-            invalid[field] = {"value": _json_safe(record.get(field)), "reason": str(error)}
+        value, problem = coerce.leniently(convert, field, record.get(field))
+        values.append(value)
+        if problem:
+            invalid[field] = problem
     return tuple(values), invalid
 
 
@@ -118,6 +107,7 @@ def _attributes(record: dict) -> tuple[tuple, dict]:
 class ParsedProtocols:
     projects: pd.DataFrame
     rejects: list[Reject]
+    invalid_values: int = 0  # attributes that could not be read: NULL, kept under extra._invalid_fields
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,12 +138,7 @@ def listed_protocols(records: list, day: dt.date) -> ListedProtocols:
             if slug in first_index:
                 raise coerce.BadField(f"slug: duplicate slug (first seen at record {first_index[slug]})")
             values, invalid = _attributes(record)
-            extra = {k: v for k, v in record.items() if k not in _COLUMNS and k != "slug"}
-            if invalid:
-                extra[INVALID_FIELDS] = invalid
-            extra = extra or None
-            if extra:
-                coerce.json_storable("extra", extra)
+            extra = coerce.extra_fields(record, _KNOWN, invalid)
         except (coerce.BadField, ValueError) as error:
             rejects.append(Reject.of(index, key if isinstance(key, str) else None, str(error), record))
             continue
@@ -168,8 +153,10 @@ def with_placeholders(listed: ListedProtocols, pool_projects: set[str], day: dt.
     rows = list(listed.rows)
     rows += [(slug, *placeholder, False, None, day, day)
              for slug in sorted(set(pool_projects) - {row[0] for row in listed.rows})]
+    extra = PROJECT_COLUMNS.index("extra")
     return ParsedProtocols(projects=pd.DataFrame.from_records(rows, columns=PROJECT_COLUMNS),
-                           rejects=list(listed.rejects))
+                           rejects=list(listed.rejects),
+                           invalid_values=coerce.invalid_value_count(row[extra] for row in listed.rows))
 
 
 def protocol_chain_spellings(records: list) -> dict[str, set[str]]:

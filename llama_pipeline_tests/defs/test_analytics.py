@@ -421,3 +421,41 @@ def test_a_range_reloading_a_day_that_lost_a_pool_takes_its_newest_remaining_sna
     assert query("SELECT snapshot_date, is_current FROM pool_latest WHERE pool_id = %s", (dropped,)) == [
         (DAYS[0], False)]
     assert query("SELECT count(*) FROM pool_latest") == [(40,)]
+
+
+def test_an_old_partition_leaves_the_as_of_newest_tables_as_of_the_newest_day(resources, warehouse, query):
+    """pool_latest and pool_apy_stats describe the newest stored day whatever partition runs: an old day
+    loaded later is not written into them under its own label, and their metadata names the day they are
+    as of."""
+    protocols = synthetic.generate_protocols(30, seed=13)
+    newest = synthetic.generate_pools(60, seed=13, protocols=protocols, day=DAYS[2])
+    old = DAYS[2] - dt.timedelta(days=45)  # outside the 30-day window that ends on the newest day
+    within = DAYS[2] - dt.timedelta(days=3)
+    archive_payloads(warehouse, DAYS[2], newest, protocols)
+    archive_payloads(warehouse, old, synthetic.evolve_pools(newest, seed=1, changed=0.5, new=0, gone=0), protocols)
+    archive_payloads(warehouse, within, synthetic.evolve_pools(newest, seed=2, changed=0.5, new=0, gone=0), protocols)
+    assert run([*warehouse_assets(), *ANALYTICS], resources, DAYS[2]).success
+    stats = query("SELECT xmin::text, * FROM pool_apy_stats ORDER BY pool_id")
+    latest = query("SELECT xmin::text, * FROM pool_latest ORDER BY pool_id")
+
+    result = run([*warehouse_assets(), *ANALYTICS], resources, old)
+    assert result.success
+    events = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
+    # Nothing the old day can change: the rows are not even rewritten (same row versions).
+    assert query("SELECT xmin::text, * FROM pool_apy_stats ORDER BY pool_id") == stats
+    first_seen = 1 + [c.name for c in analytics.VIEWS[0].columns].index("first_seen_date")
+    strip = lambda rows: [r[1:first_seen] + r[first_seen + 1:] for r in rows]  # noqa: E731
+    assert strip(query("SELECT xmin::text, * FROM pool_latest ORDER BY pool_id")) == strip(latest)
+    for name in ("pool_apy_stats", "pool_latest"):
+        meta = events[name]
+        assert meta["as_of_date"].value == DAYS[2].isoformat() and meta["partition_is_as_of_date"].value is False
+        assert DAYS[2].isoformat() in meta["as_of"].value and old.isoformat() in meta["as_of"].value
+    assert events["pool_apy_stats"]["rows_written"].value == 0
+
+    # A day inside the window does change the newest day's figures: recomputed, still as of the newest day.
+    result = run([*warehouse_assets(), *ANALYTICS], resources, within)
+    assert result.success
+    assert query("SELECT DISTINCT as_of_date FROM pool_apy_stats") == [(DAYS[2],)]
+    assert query("SELECT min(apy_days_30d), max(apy_days_30d) FROM pool_apy_stats") == [(2, 2)]
+    meta = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
+    assert meta["pool_apy_stats"]["rows_written"].value == 60 and meta["pool_apy_stats"]["as_of_date"].value == DAYS[2].isoformat()

@@ -1,5 +1,5 @@
-"""Bad payloads fail the day with a clear message and write nothing; bad rows are set aside, counted,
-and never fail the day."""
+"""Bad payloads fail the day with a clear message and write nothing; a record without a usable pool id is
+set aside, counted, and never fails the day; a value that cannot be read costs only that value."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import pytest
 
 from llama_pipeline_tests.testing import synthetic
 from llama_pipeline_tests.conftest import all_assets, materialize
+from llama_pipeline_tests.defs.test_checks import evaluations
+from llama_pipeline_tests.defs.test_checks import run as run_with_checks
 from llama_pipeline_tests.defs.test_pipeline import serve, snapshot_of
 
 
@@ -53,9 +55,10 @@ def test_empty_protocols_list_fails(resources, http, query, small_day):
     assert query("SELECT count(*) FROM raw_payloads WHERE endpoint = 'protocols'") == [(0,)]
 
 
-def _bad_rows(good: list[dict]) -> tuple[list[dict], dict[str, str]]:
-    """Good rows with every kind of bad row mixed in; returns the payload rows and, for the rows that
-    must be rejected, a substring of the reason keyed by a marker in their symbol."""
+def _bad_rows(good: list[dict]) -> tuple[list[dict], dict[str, str], dict[str, tuple[str, str]]]:
+    """Good rows with every kind of bad row mixed in; returns the payload rows, for the rows that must
+    be rejected a substring of the reason keyed by a marker in their symbol, and for the rows kept with
+    an unreadable value the field and a substring of its reason."""
     rows = [dict(r) for r in good]
     template = dict(good[0])
 
@@ -68,11 +71,14 @@ def _bad_rows(good: list[dict]) -> tuple[list[dict], dict[str, str]]:
         "MISSING-ID": "missing or malformed pool id",
         "BAD-ID": "missing or malformed pool id",
         "DUPLICATE": "duplicate pool id",
-        "NAN": "not a finite number",
-        "INF": "not a finite number",
-        "TEXT-TVL": "expected a number",
-        "NUL\x00BYTE": "NUL character",
-        "NO-CHAIN": "chain: missing or empty",
+    }
+    invalid = {
+        "NAN": ("apy", "not a finite number"),
+        "INF": ("tvlUsd", "not a finite number"),
+        "TEXT-TVL": ("tvlUsd", "expected a number"),
+        "HUGE": ("tvlUsd", "out of range"),
+        "NUL\x00BYTE": ("symbol", "NUL character"),
+        "NO-CHAIN": ("chain", "chain: missing or empty"),
     }
     bad = [
         variant("MISSING-ID", pool=None),
@@ -81,6 +87,7 @@ def _bad_rows(good: list[dict]) -> tuple[list[dict], dict[str, str]]:
         variant("NAN", apy=math.nan),
         variant("INF", tvlUsd=math.inf),
         variant("TEXT-TVL", tvlUsd="lots"),
+        variant("HUGE", tvlUsd=10**400),
         variant("NUL\x00BYTE"),
         variant("NO-CHAIN", chain=""),
     ]
@@ -93,16 +100,16 @@ def _bad_rows(good: list[dict]) -> tuple[list[dict], dict[str, str]]:
     for row in coerced[2:3]:
         for key in ("apyBase", "predictions", "underlyingTokens"):
             row.pop(key)
-    return rows + bad + coerced, rejected
+    return rows + bad + coerced, rejected, invalid
 
 
 def test_bad_rows_are_set_aside_with_reasons(resources, http, query, small_day):
     pools_payload, protocols = small_day
-    rows, rejected = _bad_rows(pools_payload["data"])
+    rows, rejected, invalid = _bad_rows(pools_payload["data"])
     body = json.dumps({"status": "success", "data": rows}, allow_nan=True).encode()
     http.set("/pools", body)
     http.set("/protocols", synthetic.dumps(protocols))
-    result = materialize(all_assets(), resources)
+    result = run_with_checks(all_assets(), resources)
     assert result.success
 
     reasons = query("SELECT record, reason FROM rejects WHERE asset = 'pool_snapshots'")
@@ -110,13 +117,32 @@ def test_bad_rows_are_set_aside_with_reasons(resources, http, query, small_day):
     for marker, reason in rejected.items():
         matching = [r for (record, r) in reasons if json.dumps(marker, ensure_ascii=True)[1:-1] in record]
         assert matching and reason in matching[0], (marker, matching)
-    good_count = len(pools_payload["data"]) + 4
+    good_count = len(pools_payload["data"]) + len(invalid) + 4
     assert query("SELECT count(*) FROM pool_snapshots") == [(good_count,)]
-    # The payload's row count adds up: loaded + rejected.
+    # One unreadable value costs that value: the pool's day is kept, the value NULL, the raw value and
+    # the reason under extra._invalid_fields.
+    for marker, (field, reason) in invalid.items():
+        symbol = marker.replace("\x00", "")
+        stored = query("SELECT s.extra->'_invalid_fields', s.apy, s.tvl_usd, p.chain FROM pool_snapshots s "
+                       "JOIN pools p USING (pool_id) WHERE p.symbol = %s", (symbol,))
+        assert len(stored) == 1, marker
+        fields, apy, tvl, chain = stored[0]
+        assert list(fields) == [field] and reason in fields[field]["reason"], (marker, fields)
+        if field in ("apy", "tvlUsd"):
+            assert (apy if field == "apy" else tvl) is None
+    assert query("SELECT s.extra->'_invalid_fields'->'tvlUsd'->>'value' FROM pool_snapshots s "
+                 "JOIN pools p USING (pool_id) WHERE p.symbol = 'TEXT-TVL'") == [("lots",)]
+    assert query("SELECT chain FROM pools WHERE symbol = 'NO-CHAIN'") == [("(unknown)",)]
+    # The payload's row count adds up: loaded + rejected; unreadable values are counted too.
     meta = [e for e in result.get_asset_materialization_events() if e.asset_key.path == ["pool_snapshots"]][0]
     metadata = meta.materialization.metadata
     assert metadata["rejected"].value == len(rejected)
+    assert metadata["invalid_values"].value == len(invalid)
     assert metadata["dagster/row_count"].value + metadata["rejected"].value == len(rows)
+    checks = evaluations(result)
+    assert all(checks[f"{asset}:counts_add_up"].passed for asset in ("pools", "pool_snapshots", "projects"))
+    assert checks["pools:pools_join_chain_and_project"].passed  # the (unknown) chain joins too
+    assert checks["pool_snapshots:rejects_within_threshold"].metadata["invalid_values"].value == len(invalid)
 
     # Safely coercible values were coerced; odd text stored as sent; new fields kept in extra.
     assert query("SELECT s.tvl_usd, s.apy FROM pool_snapshots s JOIN pools p USING (pool_id) "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 
 import dagster as dg
 
@@ -132,3 +133,92 @@ def test_days_with_a_stored_payload_keep_it_and_selection_limits_pools(resources
     assert query("SELECT chain, project FROM pools WHERE pool_id = %s", (stranger,)) == [("(unknown)", "(unknown)")]
     assert query("SELECT count(*) FROM pool_snapshots s JOIN pools p USING (pool_id) JOIN chains c ON c.name = p.chain "
                  "JOIN projects j ON j.slug = p.project") == query("SELECT count(*) FROM pool_snapshots")
+
+
+def test_chart_points_that_cannot_be_read_are_counted_logged_and_kept_aside(resources, http, query, small_day):
+    pools_payload, protocols = small_day
+    serve(http, pools_payload, protocols)
+    assert materialize(all_assets(), resources).success
+    spoiled = pools_payload["data"][0]["pool"]
+
+    def handler(path: str) -> Response:
+        pool_id = path.rsplit("/", 1)[-1]
+        chart = synthetic.generate_chart(pool_id, HISTORY_START, utc_today())
+        if pool_id == spoiled:
+            chart["data"][3:3] = [{"timestamp": "not a time", "apy": 1.0}, "not a point",
+                                  {"timestamp": chart["data"][3]["timestamp"], "tvlUsd": "lots"}]
+        return Response(body=synthetic.dumps(chart))
+
+    http.set_handler("/chart/", handler)
+    instance = dg.DagsterInstance.ephemeral()
+    day = utc_today() - dt.timedelta(days=30)
+    result = dg.materialize(
+        all_assets(), resources=resources, instance=instance, partition_key=day.isoformat(),
+        run_config={"ops": {"raw_pool_charts": {"config": {"requests_per_second": 1000, "concurrency": 8}}}})
+    assert result.success
+    charts = [e for e in result.get_asset_materialization_events() if e.asset_key.path == ["raw_pool_charts"]][0]
+    assert charts.materialization.metadata["chart_points_rejected"].value == 3
+    kept = query("SELECT record_index, record_key, reason, record FROM rejects WHERE asset = 'raw_pool_charts' "
+                 "ORDER BY record_index")
+    assert [(index, key) for index, key, _, _ in kept] == [(3, spoiled), (4, spoiled), (5, spoiled)]
+    assert "timestamp" in kept[0][2] and "not an object" in kept[1][2] and "tvlUsd: expected a number" in kept[2][2]
+    assert json.loads(kept[2][3])["tvlUsd"] == "lots"
+    logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    assert any(spoiled in message and "3 point(s)" in message for message in logged), logged
+    # The chart is still usable: its other points load; a clean refetch clears what was kept aside.
+    assert query("SELECT error FROM raw_pool_charts WHERE pool_id = %s", (spoiled,)) == [(None,)]
+    chart_server(http)
+    query("UPDATE raw_pool_charts SET fetched_at = fetched_at - interval '400 days'")  # due for a refetch
+    assert run_history(resources, day, day, {"pool_ids": [spoiled]}).success
+    assert query("SELECT count(*) FROM rejects WHERE asset = 'raw_pool_charts'") == [(0,)]
+
+
+def slow_charts_after_today(resources, http, small_day, delay: float) -> Callable[[], int]:
+    """Today loaded (the warehouse knows its pools), then every chart served after ``delay`` seconds;
+    returns a function counting the chart requests made."""
+    pools_payload, protocols = small_day
+    serve(http, pools_payload, protocols)
+    assert materialize(all_assets(), resources).success
+    ids = [p["pool"] for p in pools_payload["data"]]
+
+    def slow(path: str) -> Response:
+        pool_id = path.rsplit("/", 1)[-1]
+        return Response(body=synthetic.dumps(synthetic.generate_chart(pool_id, HISTORY_START, utc_today())), delay=delay)
+
+    http.set_handler("/chart/", slow)
+    return lambda: sum(http.count(f"/chart/{pool_id}") for pool_id in ids)
+
+
+def test_a_failing_write_cancels_the_pending_fetches(resources, http, query, small_day):
+    requested = slow_charts_after_today(resources, http, small_day, delay=0.05)
+    # A real failing write: the database refuses every new chart row.
+    query("ALTER TABLE raw_pool_charts ADD CONSTRAINT refuse_writes CHECK (false) NOT VALID")
+    day = utc_today() - dt.timedelta(days=30)
+    result = run_history(resources, day, day, {"concurrency": 4}, raise_on_error=False)
+    assert not result.success
+    failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"][0]
+    assert failure.step_key == "raw_pool_charts" and "refuse_writes" in str(failure.step_failure_data.error.to_string())
+    # The first batch (50 charts) failed to commit: the fetches still queued were cancelled, only those
+    # in flight finished (today's shutdown waited for all 300).
+    assert 50 <= requested() <= 50 + 4 * 4, requested()
+    assert query("SELECT count(*) FROM raw_pool_charts") == [(0,)]
+
+
+def test_a_terminated_backfill_stops_fetching(resources, http, query, small_day, database_url, schema_name):
+    import signal
+    import time
+
+    from llama_pipeline_tests.fault_helpers import finish, start_run
+
+    requested = slow_charts_after_today(resources, http, small_day, delay=0.2)
+    run = start_run(database_url, schema_name, select="charts", partition=utc_today() - dt.timedelta(days=30),
+                    chart_url=http.url("/chart/{pool}"),
+                    run_config={"ops": {"raw_pool_charts": {"config": {"requests_per_second": 1000, "concurrency": 4}}}})
+    while requested() < 20 and run.poll() is None:
+        time.sleep(0.01)
+    at_signal = requested()
+    run.send_signal(signal.SIGINT)  # how Dagster's run worker is told to terminate a run
+    code, _, output = finish(run, timeout=120)
+    assert code != 0, output[-3000:]
+    # Only the fetches in flight when the run was stopped finished; the ~280 queued were cancelled.
+    assert at_signal < 60 and requested() <= at_signal + 4 * 2, (at_signal, requested())

@@ -16,12 +16,12 @@ import pandas as pd
 import pytest
 
 from llama_pipeline import coerce
-from llama_pipeline.chain_aliases import canonical_chain
 from llama_pipeline_tests.testing import synthetic
 from llama_pipeline.transform.pools import (
     _METRICS,
     _POOL_ATTRIBUTES,
     _PREDICTIONS,
+    UNKNOWN,
     _parse_pools_record_by_record,
     chains_and_projects,
     parse_pools,
@@ -34,22 +34,16 @@ REAL_SAMPLES = ["poolsOld-subset_PaulApivat-pipe_converted-from-parquet_2025-10-
 
 
 def reference_chains_and_projects(records: list) -> tuple[dict[str, set[str]], set[str]]:
-    """``chains_and_projects`` as it was before its spellings were memoized."""
+    """``chains_and_projects`` by its definition: the chains and projects of the records that parsing
+    record by record keeps, each chain under the spelling it was read from."""
+    parsed = _parse_pools_record_by_record(records, DAY)
+    rejected = {reject.record_index for reject in parsed.rejects}
+    kept = [record for index, record in enumerate(records) if index not in rejected]
     spellings: dict[str, set[str]] = {}
-    projects: set[str] = set()
-    for record in records:
-        if not isinstance(record, dict):
-            continue
-        try:
-            coerce.pool_id(record.get("pool"))
-            chain = coerce.required_text("chain", record.get("chain"))
-            project = coerce.required_text("project", record.get("project"))
-            name = canonical_chain(chain)
-        except ValueError:
-            continue
-        spellings.setdefault(name, set()).add(chain)
-        projects.add(project.strip())
-    return spellings, projects
+    for record, name in zip(kept, parsed.pools["chain"]):
+        spelling = UNKNOWN if name == UNKNOWN else coerce.text("chain", coerce.without_nul(record.get("chain")))
+        spellings.setdefault(name, set()).add(spelling)
+    return spellings, set(parsed.pools["project"])
 
 
 def outcome(parse, *args):
@@ -82,6 +76,7 @@ def assert_equivalent(records: list) -> None:
         assert_same_frames(actual.pools, expected.pools)
         assert_same_frames(actual.snapshots, expected.snapshots)
         assert actual.rejects == expected.rejects
+        assert actual.invalid_values == expected.invalid_values
     assert outcome(chains_and_projects, records) == outcome(reference_chains_and_projects, records)
 
 
@@ -150,8 +145,8 @@ ODD_POOL_IDS = [None, "", "bad", 123, "66985A81-9C51-46CA-9977-42B4FE7BC6DF", " 
 ODD_CHAINS = [None, "", "  ", 56, 5.5, True, "staking", "Binance", " bsc ", "Op_bnb", "\x00", "\ud800", "\u00e9ther",
               "borrowed", []]
 ODD_PROJECTS = [None, "", "  ", " padded ", 123, 1.5, False, "x\x00", "\ud800", "caf\u00e9", {}]
-# A value of these raises OverflowError record by record (not a reject): the whole parse fails.
-FATAL = [("symbol", 10**400), ("underlyingTokens", [10**400]), ("chain", 10**400), ("project", -(10**400))]
+# Integers beyond float range where text is expected: once fatal (OverflowError), now spelled out.
+HUGE_TEXTS = [("symbol", 10**400), ("underlyingTokens", [10**400]), ("chain", 10**400), ("project", -(10**400))]
 
 
 def odd_record(rng: random.Random, record: dict, pool_ids: list[str]) -> object:
@@ -219,7 +214,7 @@ def single_oddities() -> list[tuple[str, object]]:
     cases += [(f, v) for f in TEXT_FIELDS[:2] for v in ODD_TEXTS]
     cases += [(f, v) for f in TOKEN_FIELDS for v in ODD_TOKEN_LISTS]
     cases += [("predictions", v) for v in ODD_PREDICTIONS]
-    return cases + FATAL
+    return cases + HUGE_TEXTS
 
 
 @pytest.mark.parametrize("position", [0, 17, 39])

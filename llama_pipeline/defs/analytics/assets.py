@@ -3,9 +3,10 @@
 Four are tables that their asset keeps up to date for the days a run loads (``llama_pipeline/
 analytics_tables.py``): ``chain_daily_stats`` and ``project_daily_stats`` replace those days' rows,
 ``pool_latest`` recomputes the pools those days touch, and ``pool_apy_stats`` (a fixed 30-day window) is
-replaced, so a day costs the same at any history length. ``pool_apy_rolling`` is a plain view that reads
-one pool through the primary key. The assets share the daily
-partitions of the tables, so the schedule and a backfill run them after ``pool_snapshots``, and report
+replaced, so a day costs the same at any history length. ``pool_latest`` and ``pool_apy_stats`` are
+as of the newest stored day whatever partition runs (their metadata says so: ``as_of_date``).
+``pool_apy_rolling`` is a plain view that reads one pool through the primary key. The assets share the
+daily partitions of the tables, so the schedule and a backfill run them after ``pool_snapshots``, and report
 the figures of the run's last day for the UI's plots.
 """
 
@@ -218,7 +219,7 @@ def refresh_and_describe(view: View, warehouse: Warehouse, days: tuple[dt.date, 
             )
         metadata: dict = {"dagster/table_name": f"{schema_name}.{view.name}", "view_kind": view.kind}
         if view.name == "pool_apy_stats":
-            metadata["rows_written"] = analytics_tables.replace_pool_apy_stats(cur, schema_name)
+            metadata["rows_written"] = analytics_tables.replace_pool_apy_stats(cur, schema_name, days[0], days[-1])
         elif view.name == "pool_latest":
             metadata["pools_recomputed"] = analytics_tables.refresh_pool_latest(cur, schema_name, days[0], days[-1])
         elif view.kind == TABLE:
@@ -230,7 +231,26 @@ def refresh_and_describe(view: View, warehouse: Warehouse, days: tuple[dt.date, 
                 log.info(f"refreshed {schema_name}.{view.name} for {len(days)} day(s) in "
                          f"{metadata['refresh_seconds']} s")
         metadata.update(_figures(cur, view, schema_name, days[-1]))
+        if view.name in AS_OF_NEWEST:
+            metadata.update(_as_of(cur, schema_name, days))
     return metadata
+
+
+# One row per pool, as of the newest stored day: a partition says which days were loaded, not which
+# day these tables describe.
+AS_OF_NEWEST = ("pool_latest", "pool_apy_stats")
+
+
+def _as_of(cur, schema_name: str, days: tuple[dt.date, ...]) -> dict:
+    cur.execute(f"SELECT max(snapshot_date) FROM {quote_ident(schema_name)}.pool_snapshots")
+    newest = cur.fetchone()[0]
+    run_days = days[0].isoformat() if len(days) == 1 else f"{days[0].isoformat()}...{days[-1].isoformat()}"
+    return {
+        "as_of_date": newest.isoformat() if newest else "none",
+        "partition_is_as_of_date": newest is not None and days[0] <= newest <= days[-1],
+        "as_of": f"as of the newest stored day ({newest.isoformat() if newest else 'none'}), whatever partition "
+                 f"runs; this run loaded {run_days}",
+    }
 
 
 def _build(view: View) -> dg.AssetsDefinition:

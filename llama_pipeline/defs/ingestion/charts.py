@@ -5,7 +5,7 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
-from llama_pipeline import history, raw_archive, schema
+from llama_pipeline import chart_fetch, history, raw_archive, schema
 from llama_pipeline.http_client import DefiLlamaClient
 from llama_pipeline.io_manager import column_schema
 from llama_pipeline.partitions import DAILY, days_of
@@ -73,11 +73,18 @@ def raw_pool_charts(
         f"{len(selected) - len(pending):,} already stored, {len(pending):,} to fetch"
     )
 
-    def commit(batch: list[history.ChartResult]) -> None:
-        with warehouse.connection() as conn:
-            history.store_charts(conn, warehouse.schema_name, batch)
+    points_rejected = 0
 
-    counts = history.fetch_charts(
+    def commit(batch: list[chart_fetch.ChartResult]) -> None:
+        nonlocal points_rejected
+        with warehouse.connection() as conn:
+            spoiled = history.store_charts(conn, warehouse.schema_name, batch)
+        for pool_id, parsed in spoiled.items():
+            points_rejected += parsed.rejected
+            context.log.warning(f"chart of {pool_id}: {parsed.rejected} point(s) could not be read and were "
+                                f"kept aside in rejects (first: {parsed.rejects[0].reason})")
+
+    counts = chart_fetch.fetch_charts(
         defillama, pending, concurrency=config.concurrency, rate_per_second=config.requests_per_second,
         on_batch=commit, log=context.log.info,
     )
@@ -89,6 +96,12 @@ def raw_pool_charts(
             (selected,),
         )
         usable, failed, points = cur.fetchone()
+        cur.execute(
+            f"SELECT count(*) FROM {quote_ident(warehouse.schema_name)}.rejects WHERE asset = %s "
+            "AND record_key = ANY(%s)",
+            (history.CHART_ASSET, selected),
+        )
+        kept_aside = cur.fetchone()[0]
     return dg.MaterializeResult(
         metadata={
             **metadata,
@@ -98,6 +111,10 @@ def raw_pool_charts(
             "charts_usable": usable,
             "charts_failed": failed,
             "chart_points": int(points),
+            # Points of the selected pools' stored charts that could not be read (kept in rejects),
+            # and those of the charts fetched by this run.
+            "chart_points_rejected": kept_aside,
+            "chart_points_rejected_this_run": points_rejected,
             "dagster/row_count": usable,
         }
     )

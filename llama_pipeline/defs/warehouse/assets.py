@@ -75,7 +75,7 @@ def projects(raw_protocols: RawArchive, raw_pools: RawArchive, warehouse: Wareho
                 rows = history.carried_projects(conn, warehouse.schema_name, pool_projects, day)
             return DailyBatch(day, rows, summary={"protocols_payload": "missing"}, seen_only=True)
         parsed = with_placeholders(listed, pool_projects, day)
-        return DailyBatch(day, parsed.projects, parsed.rejects)
+        return DailyBatch(day, parsed.projects, parsed.rejects, {"invalid_values": parsed.invalid_values})
 
     return dg.MaterializeResult(value=DailyBatches(raw_protocols.days, build))
 
@@ -126,7 +126,7 @@ def pool_snapshots(raw_pools: RawArchive, warehouse: Warehouse) -> dg.Materializ
             summary = {**snapshot_summary(rows), "source": "chart",
                        "columns_not_in_chart": ", ".join(history.NOT_IN_CHART)}
             return DailyBatch(day, rows, summary=summary)
-        summary = {**snapshot_summary(parsed.snapshots), "source": "pools"}
+        summary = {**snapshot_summary(parsed.snapshots), "source": "pools", "invalid_values": parsed.invalid_values}
         return DailyBatch(day, parsed.snapshots, parsed.rejects, summary)
 
     return dg.MaterializeResult(value=DailyBatches(raw_pools.days, build))
