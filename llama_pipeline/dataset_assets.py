@@ -39,7 +39,7 @@ def run_series(context: dg.AssetExecutionContext, kind, keys_urls: list[tuple[st
                requests_per_second: float, refetch_after_hours: float, client, warehouse) -> dict:
     """Fetch what is still pending of ``keys_urls`` (resumable: a series fetched within
     ``refetch_after_hours`` is not fetched again), committing a batch at a time; return the metadata."""
-    from llama_pipeline import history_selection, series_history
+    from llama_pipeline import chart_fetch, history_selection, series_history
 
     keys = [key for key, _ in keys_urls]
     with warehouse.connection() as conn:
@@ -56,7 +56,7 @@ def run_series(context: dg.AssetExecutionContext, kind, keys_urls: list[tuple[st
         for name, value in counts.items():
             totals[name] += value
 
-    counts = series_history.fetch_all(client, urls, concurrency=concurrency, rate_per_second=requests_per_second,
+    counts = chart_fetch.fetch_many(client, urls, concurrency=concurrency, rate_per_second=requests_per_second,
                                       on_batch=commit, log=context.log.info, what=kind.endpoint)
     return {"series_selected": len(keys), "series_fetched": int(counts["fetched"]),
             "series_failed": totals["unusable"], "points_upserted": totals["points"],

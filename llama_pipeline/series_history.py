@@ -1,9 +1,9 @@
 """History series (a chain's TVL, a protocol's TVL): fetched politely many at a time, archived
 losslessly in ``raw_series`` and expanded into their daily table, a batch per transaction.
 
-The fetching is the chart history's: bounded concurrency, a rate limit on request starts, results
-handed over in batches so a stopped backfill resumes with what is still missing. Bodies are decoded in
-the consumer thread one at a time, so a few 28 MB responses in flight never mean a few decoded
+The fetching is the chart history's (``chart_fetch.fetch_many``): bounded concurrency, a rate limit on
+request starts, results handed over in batches so a stopped backfill resumes with what is still missing.
+Bodies are decoded in the consumer thread one at a time, so a few 28 MB responses in flight never mean a few decoded
 documents in memory at once.
 """
 
@@ -12,9 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import pandas as pd
 import psycopg2
@@ -22,8 +20,7 @@ import psycopg2.extensions
 import sqlalchemy as sa
 
 from llama_pipeline import schema
-from llama_pipeline.history import _RateLimiter
-from llama_pipeline.http_client import DefiLlamaClient, FetchError
+from llama_pipeline.chart_fetch import Fetched
 from llama_pipeline.payloads import COMPRESSION, compress
 from llama_pipeline.pg_copy import copy_buffer
 from llama_pipeline.transform.batches import Reject
@@ -40,16 +37,6 @@ class SeriesKind:
     table: sa.Table
     key_column: str  # the table's column holding the series key (chain, slug)
     parse: Callable[[str, bytes, dt.datetime], ParsedSeries]
-
-
-@dataclasses.dataclass(frozen=True)
-class Fetched:
-    key: str
-    url: str
-    fetched_at: dt.datetime
-    http_status: int | None
-    body: bytes | None
-    error: str | None
 
 
 def pending(conn: psycopg2.extensions.connection, schema_name: str, endpoint: str, keys: Sequence[str],
@@ -86,8 +73,8 @@ def store(conn: psycopg2.extensions.connection, schema_name: str, kind: SeriesKi
                     error = str(problem)
             if error:
                 counts["unusable"] += 1
+            body = result.body  # a failed fetch keeps the start of its response, as the charts do
             days = parsed.rows["day"] if parsed is not None and len(parsed.rows) else None
-            body = result.body
             cur.execute(
                 f"""
                 INSERT INTO {s}.raw_series AS t (endpoint, series_key, url, fetched_at, http_status, error,
@@ -138,55 +125,3 @@ def _upsert(cur: psycopg2.extensions.cursor, s: str, table: sa.Table, frame: pd.
     cur.copy_expert(f"COPY _series_stage ({names}) FROM STDIN", copy_buffer(frame[[c.name for c in columns]], columns))
     cur.execute(f"INSERT INTO {s}.{quote_ident(table.name)} ({names}) SELECT {names} FROM _series_stage "
                 f"ON CONFLICT ({key}) DO UPDATE SET {values}")
-
-
-def fetch_all(
-    client: DefiLlamaClient,
-    urls: Sequence[tuple[str, str]],
-    *,
-    concurrency: int,
-    rate_per_second: float,
-    on_batch: Callable[[list[Fetched]], None],
-    log: Callable[[str], None],
-    what: str,
-    batch_size: int = 20,
-    progress_every: float = 10.0,
-) -> dict[str, float]:
-    """Fetch every (key, url); hand results to ``on_batch`` as they come. Returns counts and req/s."""
-    limiter = _RateLimiter(rate_per_second)
-    started = last_report = time.monotonic()
-    counts: dict[str, float] = {"fetched": 0, "failed": 0}
-    batch: list[Fetched] = []
-
-    def one(key: str, url: str) -> Fetched:
-        limiter.wait()
-        try:
-            response = client.fetch(url)
-        except FetchError as error:
-            return Fetched(key, url, dt.datetime.now(dt.timezone.utc), error.status, None, str(error))
-        return Fetched(key, url, response.fetched_at, response.status, response.body, None)
-
-    pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix=what)
-    try:
-        futures = [pool.submit(one, key, url) for key, url in urls]
-        for done, future in enumerate(as_completed(futures), start=1):
-            result = future.result()
-            counts["failed" if result.error else "fetched"] += 1
-            batch.append(result)
-            # a batch of bodies is held until written: cap it by size too (protocol bodies reach 28 MB)
-            if len(batch) >= batch_size or sum(len(r.body or b"") for r in batch) > 64 << 20:
-                on_batch(batch)
-                batch = []
-            now = time.monotonic()
-            if now - last_report >= progress_every or done == len(futures):
-                last_report = now
-                log(f"{what} {done:,}/{len(futures):,} ({int(counts['failed']):,} failed), "
-                    f"{done / max(now - started, 1e-9):.1f} req/s")
-    except BaseException:  # a failed write or a terminated run: drop what is queued, now
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-    if batch:
-        on_batch(batch)
-    counts["requests_per_second"] = round(len(urls) / max(time.monotonic() - started, 1e-9), 2)
-    return counts
