@@ -62,3 +62,15 @@ def run_series(context: dg.AssetExecutionContext, kind, keys_urls: list[tuple[st
             "series_failed": totals["unusable"], "points_upserted": totals["points"],
             "rejected_points": totals["rejected_points"], "requests_per_second": counts["requests_per_second"],
             "dagster/row_count": totals["points"]}
+
+
+def whole_table_check(warehouse, rule, severity) -> dg.AssetCheckResult:
+    """A check of a history table as a whole (its rows are not one day's): one verdict, whatever the range."""
+    from llama_pipeline import quality
+
+    with warehouse.connection() as conn:
+        verdict = rule(quality.Warehouse(conn, warehouse.schema_name))
+    metadata = {key: (dg.MetadataValue.json(value) if isinstance(value, (dict, list)) else value)
+                for key, value in verdict.metadata.items() if value is not None}
+    return dg.AssetCheckResult(passed=verdict.passed, severity=severity, description=verdict.description,
+                               metadata=metadata)

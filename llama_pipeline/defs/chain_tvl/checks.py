@@ -3,6 +3,7 @@
 import dagster as dg
 
 from llama_pipeline import quality_datasets
+from llama_pipeline.dataset_assets import whole_table_check
 from llama_pipeline.defs.ingestion.checks import run_days
 from llama_pipeline.partitions import DAILY
 from llama_pipeline.warehouse import Warehouse
@@ -16,9 +17,8 @@ def chain_list_counts_add_up(context: dg.AssetCheckExecutionContext, warehouse: 
     return run_days(context, warehouse, quality_datasets.chain_list_loaded)
 
 
-@dg.asset_check(asset=chain_tvl_daily, partitions_def=DAILY)
-def chain_tvl_series_healthy(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+@dg.asset_check(asset=chain_tvl_daily)
+def chain_tvl_series_healthy(warehouse: Warehouse) -> dg.AssetCheckResult:
     """Warning: chains whose TVL history could not be used (with the reason), or negative TVL points."""
-    return run_days(context, warehouse, lambda db, day: quality_datasets.series_healthy(db, "chain_tvl",
-                                                                                        "chain_tvl_daily"),
-                    dg.AssetCheckSeverity.WARN)
+    return whole_table_check(warehouse, lambda db: quality_datasets.series_healthy(db, "chain_tvl", "chain_tvl_daily"),
+                             dg.AssetCheckSeverity.WARN)
