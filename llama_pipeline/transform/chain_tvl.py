@@ -18,8 +18,20 @@ from llama_pipeline.transform.batches import Reject
 
 CHAIN_LIST_COLUMNS = ["name", "aliases", "gecko_id", "token_symbol", "cmc_id", "chain_id",
                       schema.FIRST_SEEN, schema.LAST_SEEN]
+
+
+def _chain_id(field: str, value: object) -> int | None:
+    """An EVM chain id: a whole number, beyond int4 for some (Palm's is 11297108109)."""
+    number = coerce.number(field, value)
+    if number is None:
+        return None
+    if not number.is_integer() or abs(number) >= 2**63:
+        raise coerce.BadField(f"{field}: expected a whole number, got {value!r}")
+    return int(number)
+
+
 _IDS = {"gecko_id": ("gecko_id", coerce.text), "tokenSymbol": ("token_symbol", coerce.text),
-        "cmcId": ("cmc_id", coerce.text), "chainId": ("chain_id", coerce.integer)}
+        "cmcId": ("cmc_id", coerce.text), "chainId": ("chain_id", _chain_id)}
 
 
 @dataclasses.dataclass(frozen=True)

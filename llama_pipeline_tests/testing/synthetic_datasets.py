@@ -65,7 +65,7 @@ def generate_lend_borrow(pools_payload: dict, n: int = 2400, seed: int = 0, unkn
 def chain_names(n: int = 430) -> list[str]:
     """The /v2/chains spellings: every network the yields generator uses (the /protocols spelling, as
     /v2/chains has it, and 'BSC' beside 'Binance' as the real list has both), then made-up chains."""
-    names = list(dict.fromkeys([*PROTOCOL_TO_POOL_CHAIN, "BSC"]))
+    names = [spelling for name in PROTOCOL_TO_POOL_CHAIN for spelling in ((name, "BSC") if name == "Binance" else (name,))]
     names += [f"Synthchain {i}" for i in range(max(0, n - len(names)))]
     return names[:n]
 
@@ -76,7 +76,7 @@ def generate_chain_list(n: int = 430, seed: int = 0) -> list[dict]:
         rng = _rng(seed, "chain", name)
         records.append({
             "gecko_id": name.lower().replace(" ", "-") if rng.random() < 0.75 else None,
-            "tvl": 0 if name == "BSC" else rng.lognormvariate(17, 3),  # 'BSC' is the alias the real list keeps at 0
+            "tvl": 0 if name == "Binance" else rng.lognormvariate(17, 3),  # as in the real list
             "tokenSymbol": name[:4].upper() if rng.random() < 0.8 else None,
             "cmcId": str(1000 + index) if rng.random() < 0.6 else None,
             "name": name,
