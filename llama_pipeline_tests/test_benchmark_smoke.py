@@ -29,3 +29,18 @@ def test_benchmark_quick_run(database_url: str) -> None:
     assert completed.returncode == 0, completed.stderr[-4000:]
     for heading in HEADINGS:
         assert heading in completed.stdout, f"{heading!r} missing from:\n{completed.stdout}"
+
+
+DATASET_HEADINGS = ("== D1. Daily run with all datasets", "== D2. History backfills", "== Targets (datasets)")
+
+
+def test_datasets_benchmark_quick_run(database_url: str) -> None:
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "datasets.py"), "--quick",
+         "--database-url", database_url, "--schema-prefix", "smoke15"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    for heading in DATASET_HEADINGS:
+        assert heading in completed.stdout, f"{heading!r} missing from:\n{completed.stdout}"
+    assert "all chains' TVL history" in completed.stdout and "protocols' TVL history" in completed.stdout

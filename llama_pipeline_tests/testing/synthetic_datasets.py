@@ -136,9 +136,11 @@ def generate_protocol(slug: str, days: int = 1000, chains: int = 6, tokens: int 
 
 def serve(server: PayloadServer, pools_payload: dict, *, lending: int = 2400, chains: int = 430,
           chain_days: int = 3000, protocol_days: int = 1000, protocol_chains: int = 6, protocol_tokens: int = 4,
-          seed: int = 0) -> None:
+          seed: int = 0, large: dict[str, dict] | None = None) -> None:
     """Serve /lendBorrow and /v2/chains for the day, and every chain's and protocol's history on request
-    (generated when asked, the same for the same name)."""
+    (generated when asked, the same for the same name). ``large`` maps slugs to the sizes of their
+    detail (``generate_protocol`` arguments), read when asked, so a caller may fill it later."""
+    large = large if large is not None else {}
     server.set("/lendBorrow", dumps(generate_lend_borrow(pools_payload, lending, seed)))
     server.set("/v2/chains", dumps(generate_chain_list(chains, seed)))
 
@@ -146,7 +148,8 @@ def serve(server: PayloadServer, pools_payload: dict, *, lending: int = 2400, ch
     def body(kind: str, name: str) -> bytes:
         if kind == "chain":
             return dumps(generate_chain_tvl(name, chain_days, seed))
-        return dumps(generate_protocol(name, protocol_days, protocol_chains, protocol_tokens, seed))
+        sized = {"days": protocol_days, "chains": protocol_chains, "tokens": protocol_tokens, **large.get(name, {})}
+        return dumps(generate_protocol(name, seed=seed, **sized))
 
     def last_part(path: str) -> str:
         return unquote(urlsplit(path).path.rsplit("/", 1)[1])
