@@ -42,6 +42,9 @@ lend_borrow_snapshots = sa.Table(
               comment="Underlying tokens of the lending record (underlyingTokens), only where they differ from the "
               "pool's."),
     sa.Column("extra", pg.JSONB, comment="Fields the API added that have no column yet, and _invalid_fields."),
+    sa.Column("source", sa.Text, nullable=False, server_default="lend_borrow",
+              comment="What filled the row: 'lend_borrow' (/lendBorrow) or 'chart' (/chartLendBorrow history, "
+              "for days without a payload; its columns are the borrow side and the amounts, the rest NULL)."),
     sa.Index("ix_lend_borrow_snapshots_snapshot_date", "snapshot_date"),
     comment="One row per lending pool per day from /lendBorrow: borrow rates, supply, borrow, limits.",
 )
@@ -89,9 +92,10 @@ raw_series = sa.Table(
     "raw_series",
     metadata,
     sa.Column("endpoint", sa.Text, primary_key=True,
-              comment="Which history: 'chain_tvl' (/v2/historicalChainTvl) or 'protocol' (/protocol)."),
-    sa.Column("series_key", sa.Text, primary_key=True, comment="The chain or protocol slug fetched."),
-    sa.Column("url", sa.Text, nullable=False, comment="URL fetched (credentials removed)."),
+              comment="Which history: 'chain_tvl' (/v2/historicalChainTvl), 'protocol' (/protocol) or "
+              "'lend_borrow_chart' (/chartLendBorrow)."),
+    sa.Column("series_key", sa.Text, primary_key=True, comment="The chain, protocol slug or pool id fetched."),
+    sa.Column("url", sa.Text, nullable=False, comment="URL fetched (API key and credentials removed)."),
     sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False, comment="When the response arrived."),
     sa.Column("http_status", sa.Integer, comment="HTTP status (NULL when no response came)."),
     sa.Column("error", sa.Text, comment="Why the response could not be used; NULL when it could."),

@@ -35,8 +35,14 @@ class SeriesKind:
     endpoint: str  # raw_series.endpoint
     asset: str  # rejects.asset
     table: sa.Table
-    key_column: str  # the table's column holding the series key (chain, slug)
     parse: Callable[[str, bytes, dt.datetime], ParsedSeries]
+    # Which stored rows a point may replace (SQL on the target ``t``); None: any (history owns the table).
+    replaces_only: str | None = None
+    # Days with a stored payload of this endpoint are the payload's: the series' points of those days are
+    # not loaded (lending history fills only the days /lendBorrow was not captured).
+    skip_days_of: str | None = None
+    # What may be stored and shown of a URL or an error naming it (an API key in the path is removed).
+    public: Callable[[str], str] = lambda text: text
 
 
 def pending(conn: psycopg2.extensions.connection, schema_name: str, endpoint: str, keys: Sequence[str],
@@ -60,6 +66,7 @@ def store(conn: psycopg2.extensions.connection, schema_name: str, kind: SeriesKi
     rejects; a failed re-fetch never replaces a usable archived response."""
     s = quote_ident(schema_name)
     counts = {"points": 0, "rejected_points": 0, "unusable": 0}
+    day_column = next(c.name for c in kind.table.primary_key if isinstance(c.type, sa.Date))
     frames: list[pd.DataFrame] = []
     rejects: list[tuple] = []
     with conn.cursor() as cur:
@@ -74,7 +81,7 @@ def store(conn: psycopg2.extensions.connection, schema_name: str, kind: SeriesKi
             if error:
                 counts["unusable"] += 1
             body = result.body  # a failed fetch keeps the start of its response, as the charts do
-            days = parsed.rows["day"] if parsed is not None and len(parsed.rows) else None
+            days = parsed.rows[day_column] if parsed is not None and len(parsed.rows) else None
             cur.execute(
                 f"""
                 INSERT INTO {s}.raw_series AS t (endpoint, series_key, url, fetched_at, http_status, error,
@@ -88,7 +95,8 @@ def store(conn: psycopg2.extensions.connection, schema_name: str, kind: SeriesKi
                     last_day = EXCLUDED.last_day
                 WHERE EXCLUDED.error IS NULL OR t.error IS NOT NULL
                 """,
-                (kind.endpoint, result.key, result.url, result.fetched_at, result.http_status, error,
+                (kind.endpoint, result.key, kind.public(result.url), result.fetched_at, result.http_status,
+                 kind.public(error) if error else None,
                  COMPRESSION if body is not None else None,
                  psycopg2.Binary(compress(body)) if body is not None else None,
                  len(body) if body is not None else None,
@@ -104,7 +112,12 @@ def store(conn: psycopg2.extensions.connection, schema_name: str, kind: SeriesKi
             counts["rejected_points"] += len(parsed.rejects)
             frames.append(parsed.rows)
         if frames:
-            _upsert(cur, s, kind.table, pd.concat(frames, ignore_index=True))
+            rows = pd.concat(frames, ignore_index=True)
+            if kind.skip_days_of:
+                cur.execute(f"SELECT partition_date FROM {s}.raw_payloads WHERE endpoint = %s", (kind.skip_days_of,))
+                taken = {row[0] for row in cur.fetchall()}
+                rows = rows[~rows[day_column].isin(taken)]
+            _upsert(cur, s, kind.table, rows, kind.replaces_only)
         if rejects:
             columns = [schema.rejects.c[n] for n in ("asset", "partition_date", "record_index", "record_key",
                                                      "reason", "record")]
@@ -113,7 +126,8 @@ def store(conn: psycopg2.extensions.connection, schema_name: str, kind: SeriesKi
     return counts
 
 
-def _upsert(cur: psycopg2.extensions.cursor, s: str, table: sa.Table, frame: pd.DataFrame) -> None:
+def _upsert(cur: psycopg2.extensions.cursor, s: str, table: sa.Table, frame: pd.DataFrame,
+            replaces_only: str | None) -> None:
     columns = list(table.columns)
     names = ", ".join(quote_ident(c.name) for c in columns)
     key = ", ".join(quote_ident(c.name) for c in table.primary_key)
@@ -123,5 +137,5 @@ def _upsert(cur: psycopg2.extensions.cursor, s: str, table: sa.Table, frame: pd.
                 "ON COMMIT DELETE ROWS")
     cur.execute("TRUNCATE _series_stage")
     cur.copy_expert(f"COPY _series_stage ({names}) FROM STDIN", copy_buffer(frame[[c.name for c in columns]], columns))
-    cur.execute(f"INSERT INTO {s}.{quote_ident(table.name)} ({names}) SELECT {names} FROM _series_stage "
-                f"ON CONFLICT ({key}) DO UPDATE SET {values}")
+    cur.execute(f"INSERT INTO {s}.{quote_ident(table.name)} AS t ({names}) SELECT {names} FROM _series_stage "
+                f"ON CONFLICT ({key}) DO UPDATE SET {values}" + (f" WHERE {replaces_only}" if replaces_only else ""))

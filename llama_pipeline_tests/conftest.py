@@ -100,6 +100,7 @@ def resources(warehouse: Warehouse, http: PayloadServer) -> dict:
             pools_url=http.url("/pools"), protocols_url=http.url("/protocols"), chart_url=http.url("/chart/{pool}"),
             lend_borrow_url=http.url("/lendBorrow"), chains_url=http.url("/v2/chains"),
             chain_tvl_url=http.url("/v2/historicalChainTvl/{chain}"), protocol_url=http.url("/protocol/{slug}"),
+            lend_borrow_chart_url=http.url("/{api_key}/yields/chartLendBorrow/{pool}"),
             backoff_factor=0.01, max_wait=0.2, read_timeout=5,
         ),
     }
@@ -124,11 +125,12 @@ def dataset_assets() -> list[dg.AssetsDefinition]:
     """The assets of the datasets beside the yields (lending, chain ids and TVL, protocol TVL, renames)."""
     from llama_pipeline.defs.chain_tvl.assets import chain_metadata, chain_tvl_daily, raw_chain_list
     from llama_pipeline.defs.lend_borrow.assets import lend_borrow_snapshots, raw_lend_borrow
+    from llama_pipeline.defs.lend_borrow.history import lend_borrow_history
     from llama_pipeline.defs.project_renames.assets import project_renames
     from llama_pipeline.defs.protocol_tvl.assets import protocol_tvl_daily
 
     return [raw_lend_borrow, lend_borrow_snapshots, raw_chain_list, chain_metadata, chain_tvl_daily,
-            protocol_tvl_daily, project_renames]
+            protocol_tvl_daily, project_renames, lend_borrow_history]
 
 
 def warehouse_assets() -> list[dg.AssetsDefinition]:

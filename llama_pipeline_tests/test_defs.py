@@ -12,7 +12,7 @@ import pytest
 CORE = {"raw_pools", "raw_protocols", "raw_pool_charts", "chains", "projects", "pools", "pool_snapshots"}
 ANALYTICS = {"pool_latest", "pool_apy_rolling", "pool_apy_stats", "chain_daily_stats", "project_daily_stats"}
 DATASETS = {"raw_lend_borrow", "lend_borrow_snapshots", "raw_chain_list", "chain_metadata", "chain_tvl_daily",
-            "protocol_tvl_daily", "project_renames"}
+            "protocol_tvl_daily", "project_renames", "lend_borrow_history"}
 ASSETS = CORE | ANALYTICS | DATASETS
 
 
@@ -40,6 +40,7 @@ def test_definitions_load_with_all_assets(defs):
     assert parents["chain_tvl_daily"] == {"chain_metadata"}
     assert parents["protocol_tvl_daily"] == {"projects", "pool_snapshots"}
     assert parents["project_renames"] == {"raw_pools", "projects"}
+    assert parents["lend_borrow_history"] == {"lend_borrow_snapshots"}
 
 
 def test_every_asset_is_documented_daily_partitioned_and_typed(defs):

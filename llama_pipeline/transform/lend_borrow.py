@@ -86,6 +86,7 @@ def parse_lend_borrow(records: list, day: dt.date, pool_tokens: PoolTokens) -> P
             extra["_invalid_fields"] = bad
             invalid += len(bad)
         row["extra"] = extra or None
+        row["source"] = "lend_borrow"
         rows.append(row)
     return ParsedLendBorrow(pd.DataFrame.from_records(rows, columns=COLUMNS), rejects, invalid)
 
@@ -101,3 +102,34 @@ def lend_borrow_summary(rows: pd.DataFrame) -> dict[str, float | int]:
         "median_apy_base_borrow": round(float(rows["apy_base_borrow"].astype(float).median()), 5)
         if rows["apy_base_borrow"].notna().any() else 0.0,
     }
+
+
+# /chartLendBorrow/{pool} point field -> column: the borrow side and the amounts (its apyBase/apyReward are
+# the supply side, which pool_snapshots holds; they stay in the archived body)
+CHART_FIELDS = {"apyBaseBorrow": "apy_base_borrow", "apyRewardBorrow": "apy_reward_borrow",
+                "totalSupplyUsd": "total_supply_usd", "totalBorrowUsd": "total_borrow_usd",
+                "debtCeilingUsd": "debt_ceiling_usd"}
+
+
+def parse_lend_borrow_chart(pool_id: str, body: bytes, fetched_at: dt.datetime):
+    """A lending pool's daily history (``{"status", "data": [...]}``, or the bare list a recorded sample
+    keeps): one row per UTC day, the day's last point; the columns the chart lacks stay NULL."""
+    from llama_pipeline.transform.chain_tvl import ParsedSeries, SeriesError, _document
+
+    document = _document(body, f"/chartLendBorrow/{pool_id}")
+    points = document.get("data") if isinstance(document, dict) else document
+    if not isinstance(points, list):
+        raise SeriesError(f"/chartLendBorrow/{pool_id} holds no list of points")
+    by_day: dict[dt.date, dict] = {}
+    rejects: list[Reject] = []
+    for index, point in enumerate(points):
+        try:
+            if not isinstance(point, dict) or not isinstance(point.get("timestamp"), str):
+                raise coerce.BadField("timestamp: missing or not text")
+            day = coerce.day("timestamp", point["timestamp"])
+            row = {column: coerce.number(field, point.get(field)) for field, column in CHART_FIELDS.items()}
+        except coerce.BadField as error:
+            rejects.append(Reject.of(index, pool_id, f"{pool_id}: {error}", point))
+            continue
+        by_day[day] = {**dict.fromkeys(COLUMNS), **row, "pool_id": pool_id, "snapshot_date": day, "source": "chart"}
+    return ParsedSeries(pd.DataFrame.from_records(list(by_day.values()), columns=COLUMNS), rejects)

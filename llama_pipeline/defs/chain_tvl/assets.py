@@ -20,7 +20,7 @@ from llama_pipeline.warehouse import Warehouse
 
 import pandas as pd
 
-CHAIN_TVL = SeriesKind("chain_tvl", "chain_tvl_daily", tvl_table, "chain", parse_chain_tvl)
+CHAIN_TVL = SeriesKind("chain_tvl", "chain_tvl_daily", tvl_table, parse_chain_tvl)
 
 
 @dg.asset(metadata={**table_metadata(schema.raw_payloads, ARCHIVE), "endpoint": "chain_list"},
