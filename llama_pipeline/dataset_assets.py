@@ -1,12 +1,14 @@
-"""What the dataset assets beside the yields share: their common definition arguments, and a day's
-stored payload decoded (or None when that day has none)."""
+"""What the dataset assets beside the yields share: their common definition arguments, a day's stored
+payload decoded (or None when that day has none), and the run of a history backfill with its checks."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 import dagster as dg
+from pydantic import Field
 
+from llama_pipeline import chart_fetch, history_selection, quality, series_history
 from llama_pipeline.gc_pause import paused_gc
 from llama_pipeline.partitions import DAILY, days_of, utc_today
 from llama_pipeline.raw_archive import MissingPayload, RawArchive
@@ -28,6 +30,17 @@ def stored_records(archive: RawArchive, day: dt.date) -> list | None:
         return payload.records()
 
 
+class SeriesBackfillConfig(dg.Config):
+    """How politely a history backfill fetches, and when it fetches again (each history asset adds which
+    series to fetch)."""
+
+    fetch_today: bool = Field(default=False, description="Fetch even when the run covers today only.")
+    refetch_after_hours: float = Field(default=20.0, description="A series fetched more recently is not fetched "
+                                       "again (a stopped backfill resumes with the rest).")
+    concurrency: int = Field(default=4, description="Requests in flight at once.")
+    requests_per_second: float = Field(default=5.0, description="Request starts per second, at most (0: no limit).")
+
+
 def should_fetch(context: dg.AssetExecutionContext, fetch_today: bool) -> bool:
     """History is fetched when the run covers a day before today (a backfill) or ``fetch_today`` says
     so: the daily graph's run of today alone fetches none, and stays as fast as the yields'."""
@@ -35,12 +48,10 @@ def should_fetch(context: dg.AssetExecutionContext, fetch_today: bool) -> bool:
     return fetch_today or any(day < utc_today() for day in days)
 
 
-def run_series(context: dg.AssetExecutionContext, kind, keys_urls: list[tuple[str, str]], *, concurrency: int,
-               requests_per_second: float, refetch_after_hours: float, client, warehouse) -> dict:
+def run_series(context: dg.AssetExecutionContext, kind: series_history.SeriesKind, keys_urls: list[tuple[str, str]],
+               *, concurrency: int, requests_per_second: float, refetch_after_hours: float, client, warehouse) -> dict:
     """Fetch what is still pending of ``keys_urls`` (resumable: a series fetched within
     ``refetch_after_hours`` is not fetched again), committing a batch at a time; return the metadata."""
-    from llama_pipeline import chart_fetch, history_selection, series_history
-
     keys = [key for key, _ in keys_urls]
     with warehouse.connection() as conn:
         todo = set(series_history.pending(conn, warehouse.schema_name, kind.endpoint, keys,
@@ -66,8 +77,6 @@ def run_series(context: dg.AssetExecutionContext, kind, keys_urls: list[tuple[st
 
 def whole_table_check(warehouse, rule, severity) -> dg.AssetCheckResult:
     """A check of a history table as a whole (its rows are not one day's): one verdict, whatever the range."""
-    from llama_pipeline import quality
-
     with warehouse.connection() as conn:
         verdict = rule(quality.Warehouse(conn, warehouse.schema_name))
     metadata = {key: (dg.MetadataValue.json(value) if isinstance(value, (dict, list)) else value)

@@ -4,10 +4,11 @@ chain's TVL history from /v2/historicalChainTvl/{chain}."""
 import datetime as dt
 
 import dagster as dg
+import pandas as pd
 from pydantic import Field
 
 from llama_pipeline import history_selection, schema
-from llama_pipeline.dataset_assets import common, run_series, should_fetch, stored_records
+from llama_pipeline.dataset_assets import SeriesBackfillConfig, common, run_series, should_fetch, stored_records
 from llama_pipeline.defs.ingestion.assets import FETCH_RETRY_POLICY, collect_payloads
 from llama_pipeline.http_client import DefiLlamaClient
 from llama_pipeline.io_manager import ARCHIVE, UPSERT, column_schema, table_metadata
@@ -17,8 +18,6 @@ from llama_pipeline.series_history import SeriesKind
 from llama_pipeline.transform.batches import DailyBatch, DailyBatches
 from llama_pipeline.transform.chain_tvl import CHAIN_LIST_COLUMNS, parse_chain_list, parse_chain_tvl
 from llama_pipeline.warehouse import Warehouse
-
-import pandas as pd
 
 CHAIN_TVL = SeriesKind("chain_tvl", "chain_tvl_daily", tvl_table, parse_chain_tvl)
 
@@ -52,16 +51,11 @@ def chain_metadata(raw_chain_list: RawArchive) -> dg.MaterializeResult:
     return dg.MaterializeResult(value=DailyBatches(raw_chain_list.days, build))
 
 
-class ChainTvlConfig(dg.Config):
+class ChainTvlConfig(SeriesBackfillConfig):
     """Which chains' TVL history to fetch, and how politely."""
 
     chains: list[str] = Field(default=[], description="Only these chains (canonical names); default: every "
                               "chain the warehouse knows.")
-    fetch_today: bool = Field(default=False, description="Fetch even when the run covers today only.")
-    refetch_after_hours: float = Field(default=20.0, description="A chain fetched more recently is not fetched "
-                                       "again (a stopped backfill resumes with the rest).")
-    concurrency: int = Field(default=4, description="Requests in flight at once.")
-    requests_per_second: float = Field(default=5.0, description="Request starts per second, at most (0: no limit).")
 
 
 @dg.asset(metadata={"table": tvl_table.name, "dagster/column_schema": column_schema(tvl_table)},

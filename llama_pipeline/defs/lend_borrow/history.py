@@ -6,7 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from llama_pipeline import history_selection
-from llama_pipeline.dataset_assets import common, run_series, should_fetch
+from llama_pipeline.dataset_assets import SeriesBackfillConfig, common, run_series, should_fetch
 from llama_pipeline.http_client import DefiLlamaClient, without_key
 from llama_pipeline.io_manager import column_schema
 from llama_pipeline.schema_datasets import lend_borrow_snapshots as snapshots_table
@@ -18,15 +18,11 @@ from llama_pipeline.warehouse_lock import quote_ident
 from .assets import lend_borrow_snapshots
 
 
-class LendBorrowHistoryConfig(dg.Config):
+class LendBorrowHistoryConfig(SeriesBackfillConfig):
     """Which lending pools' history to fetch, and how politely."""
 
     pool_ids: list[str] = Field(default=[], description="Only these pools (known to pools).")
     limit: Optional[int] = Field(default=None, description="At most this many, most supplied first.")
-    fetch_today: bool = Field(default=False, description="Fetch even when the run covers today only.")
-    refetch_after_hours: float = Field(default=20.0, description="A pool fetched more recently is not fetched again.")
-    concurrency: int = Field(default=4, description="Requests in flight at once.")
-    requests_per_second: float = Field(default=5.0, description="Request starts per second, at most (0: no limit).")
 
 
 def _lending_pools(warehouse: Warehouse, config: LendBorrowHistoryConfig) -> list[str]:

@@ -4,7 +4,7 @@ import dagster as dg
 from pydantic import Field
 
 from llama_pipeline import history_selection
-from llama_pipeline.dataset_assets import common, run_series, should_fetch
+from llama_pipeline.dataset_assets import SeriesBackfillConfig, common, run_series, should_fetch
 from llama_pipeline.http_client import DefiLlamaClient
 from llama_pipeline.io_manager import column_schema
 from llama_pipeline.schema_datasets import protocol_tvl_daily as tvl_table
@@ -15,16 +15,12 @@ from llama_pipeline.warehouse import Warehouse
 PROTOCOL_TVL = SeriesKind("protocol", "protocol_tvl_daily", tvl_table, parse_protocol)
 
 
-class ProtocolTvlConfig(dg.Config):
+class ProtocolTvlConfig(SeriesBackfillConfig):
     """Which protocols' TVL history to fetch, and how politely."""
 
     slugs: list[str] = Field(default=[], description="Only these protocol slugs (known to projects).")
     limit: int = Field(default=200, description="Without slugs: the projects whose pools hold the most TVL.")
-    fetch_today: bool = Field(default=False, description="Fetch even when the run covers today only.")
-    refetch_after_hours: float = Field(default=20.0, description="A protocol fetched more recently is not "
-                                       "fetched again (a stopped backfill resumes with the rest).")
     concurrency: int = Field(default=2, description="Requests in flight at once (responses reach 28 MB).")
-    requests_per_second: float = Field(default=5.0, description="Request starts per second, at most (0: no limit).")
 
 
 @dg.asset(metadata={"table": tvl_table.name, "dagster/column_schema": column_schema(tvl_table)},
