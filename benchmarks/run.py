@@ -301,7 +301,8 @@ def floor_once(url: str, schema_name: str, server: PayloadServer, day: dt.date) 
         started_write = time.perf_counter()
         with conn, conn.cursor() as cur:
             for name in TABLES:
-                columns = list(wschema.metadata.tables[name].columns)
+                # the columns the payloads fill (chains' /v2/chains ids are another dataset's)
+                columns = [c for c in wschema.metadata.tables[name].columns if c.name in frames[name].columns]
                 seconds, buffer = timed(lambda: copy_buffer(frames[name], columns))
                 serialize += seconds
                 column_list = ", ".join(f'"{c.name}"' for c in columns)
