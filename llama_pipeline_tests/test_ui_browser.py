@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from llama_pipeline.partitions import utc_today
-from llama_pipeline_tests.testing import synthetic
+from llama_pipeline_tests.testing import synthetic, synthetic_datasets
 from llama_pipeline_tests.testing.payload_server import PayloadServer
 from llama_pipeline.transform.pools import parse_pools
 from llama_pipeline_tests.ui_server import (
@@ -139,11 +139,16 @@ def test_asset_graph_launch_today_and_partitions_view(server_url, database_url, 
     with PayloadServer() as http, dagster_database(server_url) as dagster_pg_url:
         http.set("/pools", synthetic.dumps(pools))
         http.set("/protocols", synthetic.dumps(protocols))
+        synthetic_datasets.serve(http, pools, lending=20, chains=20, chain_days=30, protocol_days=30)
         env = {"DATABASE_URL": database_url, "WAREHOUSE_SCHEMA": schema_name,
-               "SOURCE_URL": http.url("/pools"), "PROTOCOLS_URL": http.url("/protocols")}
+               "SOURCE_URL": http.url("/pools"), "PROTOCOLS_URL": http.url("/protocols"),
+               "LEND_BORROW_URL": http.url("/lendBorrow"), "CHAINS_URL": http.url("/v2/chains"),
+               "CHAIN_TVL_URL": http.url("/v2/historicalChainTvl/{chain}"),
+               "PROTOCOL_URL": http.url("/protocol/{slug}")}
         with dagster_webserver(tmp_path / "dagster_home", dagster_pg_url, env) as ui, sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1900, "height": 1200})
+            # tall enough for every group of the expanded graph: the UI draws only the nodes in view
+            page = browser.new_page(viewport={"width": 2400, "height": 2400})
             page.set_default_timeout(60_000)
             shot = 0
 
@@ -182,7 +187,7 @@ def test_asset_graph_launch_today_and_partitions_view(server_url, database_url, 
                 expect(dialog).to_contain_text("1 partition")
                 screenshot("launch_dialog")
                 dialog.get_by_role("button", name=re.compile(r"Launch 1 run")).click()
-                expect(dialog).to_be_hidden()
+                expect(dialog).to_be_hidden(timeout=60_000)  # twenty assets and their checks take a while to submit
 
                 # -- wait for the run to succeed, as the runs page shows it -----------------------------
                 page.goto(ui.url + "/runs", wait_until="networkidle")
