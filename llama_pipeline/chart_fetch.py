@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
+from llama_pipeline import clock
 from llama_pipeline.http_client import DefiLlamaClient, FetchError
 
 
@@ -102,7 +103,7 @@ def fetch_many(
         try:
             response = client.fetch(url)
         except FetchError as error:
-            return Fetched(key, url, dt.datetime.now(dt.timezone.utc), error.status, error.body or None, str(error))
+            return Fetched(key, url, clock.now(), error.status, error.body or None, str(error))
         return Fetched(key, url, response.fetched_at, response.status, response.body, None)
 
     pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix=what)

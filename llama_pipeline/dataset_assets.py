@@ -8,9 +8,9 @@ import datetime as dt
 import dagster as dg
 from pydantic import Field
 
-from llama_pipeline import chart_fetch, history_selection, quality, series_history
+from llama_pipeline import chart_fetch, clock, history_selection, quality, series_history
 from llama_pipeline.gc_pause import paused_gc
-from llama_pipeline.partitions import DAILY, days_of, utc_today
+from llama_pipeline.partitions import DAILY, days_of
 from llama_pipeline.raw_archive import MissingPayload, RawArchive
 
 
@@ -45,7 +45,7 @@ def should_fetch(context: dg.AssetExecutionContext, fetch_today: bool) -> bool:
     """History is fetched when the run covers a day before today (a backfill) or ``fetch_today`` says
     so: the daily graph's run of today alone fetches none, and stays as fast as the yields'."""
     days = days_of(context.partition_time_window)
-    return fetch_today or any(day < utc_today() for day in days)
+    return fetch_today or any(day < clock.today() for day in days)
 
 
 def run_series(context: dg.AssetExecutionContext, kind: series_history.SeriesKind, keys_urls: list[tuple[str, str]],
@@ -63,7 +63,7 @@ def run_series(context: dg.AssetExecutionContext, kind: series_history.SeriesKin
 
     def commit(batch: list) -> None:
         with warehouse.connection() as conn:
-            counts = series_history.store(conn, warehouse.schema_name, kind, batch, utc_today())
+            counts = series_history.store(conn, warehouse.schema_name, kind, batch, clock.today())
         for name, value in counts.items():
             totals[name] += value
 

@@ -31,7 +31,7 @@ FINAL_STATUSES = frozenset({400, 404, 410})
 _CHART_FIELDS = {"tvlUsd": "tvl_usd", "apy": "apy", "apyBase": "apy_base", "apyReward": "apy_reward",
                  "il7d": "il_7d", "apyBase7d": "apy_base_7d", "pricePerShare": "price_per_share"}
 NOT_IN_CHART = tuple(c for c in schema.SNAPSHOT_METRICS if c not in schema.CHART_METRICS)
-UNKNOWN = "(unknown)"  # chain and project of a pool known only from its history
+UNKNOWN = schema.UNKNOWN  # chain and project of a pool known only from its history
 CHART_ASSET = "raw_pool_charts"  # the asset under which unreadable chart points are kept in rejects
 
 

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import psycopg2.extensions
 
-from llama_pipeline import raw_archive
+from llama_pipeline import clock, raw_archive
 from llama_pipeline.history import UNKNOWN
 from llama_pipeline.payloads import decode_records
 from llama_pipeline.transform.chain_tvl import parse_chain_list
@@ -64,4 +64,4 @@ def url_for(template: str, **values: str) -> str:
 
 
 def fetched_since(hours: float) -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=hours)
+    return clock.now() - dt.timedelta(hours=hours)

@@ -17,6 +17,8 @@ import urllib3
 from pydantic import Field, PrivateAttr
 from urllib3.util.retry import Retry
 
+from llama_pipeline import clock
+
 DEFAULT_POOLS_URL = "https://yields.llama.fi/pools"
 DEFAULT_PROTOCOLS_URL = "https://api.llama.fi/protocols"
 DEFAULT_CHART_URL = "https://yields.llama.fi/chart/{pool}"
@@ -27,6 +29,7 @@ DEFAULT_PROTOCOL_URL = "https://api.llama.fi/protocol/{slug}"
 # A paid route: the key is part of the path (DeFiLlama's pro API), so it is removed from what is stored.
 DEFAULT_LEND_BORROW_CHART_URL = "https://pro-api.llama.fi/{api_key}/yields/chartLendBorrow/{pool}"
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+RETRYABLE_LATER = (408, 429)  # client errors that a later attempt can get past
 
 
 class FetchError(RuntimeError):
@@ -38,6 +41,17 @@ class FetchError(RuntimeError):
         self.body = body  # the start of that response's body
         # The host name did not resolve: no network, or a wrong URL; waiting minutes will not fix it.
         self.unresolvable = unresolvable
+
+    @property
+    def retryable(self) -> bool:
+        """Whether trying again minutes later can succeed: an outage, a timeout, a cut connection, 408,
+        429 or a 5xx can pass; any other 4xx (a wrong URL, a paid route's 402, a refused request) and a
+        host name that does not resolve answer the same way again."""
+        if self.unresolvable:
+            return False
+        if self.status is None:
+            return True
+        return self.status in RETRYABLE_LATER or self.status >= 500
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,19 +237,19 @@ class DefiLlamaClient(dg.ConfigurableResource):
                 )
             declared = response.headers.get("Content-Length")
             if declared and declared.isdigit() and int(declared) > self.max_bytes:
-                raise FetchError(f"GET {url}: body of {int(declared):,} bytes exceeds the cap of {self.max_bytes:,}")
+                raise FetchError(f"GET {url}: body of {int(declared):,} bytes exceeds the cap of {self.max_bytes:,}", status=200)
             chunks, size = [], 0
             for chunk in response.iter_content(chunk_size=1 << 20):
                 size += len(chunk)
                 if size > self.max_bytes:
-                    raise FetchError(f"GET {url}: body exceeds the cap of {self.max_bytes:,} bytes")
+                    raise FetchError(f"GET {url}: body exceeds the cap of {self.max_bytes:,} bytes", status=200)
                 chunks.append(chunk)
             return HttpResponse(
                 url=url,
                 status=response.status_code,
                 content_type=response.headers.get("Content-Type"),
                 body=b"".join(chunks),
-                fetched_at=dt.datetime.now(dt.timezone.utc),
+                fetched_at=clock.now(),
                 attempts=attempt + history,
             )
 

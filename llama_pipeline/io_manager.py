@@ -23,15 +23,14 @@ import psycopg2
 import psycopg2.extensions
 import sqlalchemy as sa
 
-from llama_pipeline import parsed_payloads, raw_archive, schema
-from llama_pipeline.db_url import scrub
+from llama_pipeline import parsed_payloads, quarantine, raw_archive, schema
 from llama_pipeline.gc_pause import paused_gc
 from llama_pipeline.partitions import days_of
 from llama_pipeline.pg_copy import copy_buffer
 from llama_pipeline.raw_archive import FetchedPayloads, RawArchive
 from llama_pipeline.transform.batches import DailyBatch, DailyBatches
 from llama_pipeline.warehouse import Warehouse, WarehouseError
-from llama_pipeline.warehouse_lock import partition_lock_key, quote_ident
+from llama_pipeline.warehouse_lock import archive_lock_key, partition_lock_key, quote_ident
 
 ARCHIVE, REPLACE_PARTITION, UPSERT = "archive", "replace_partition", "upsert"
 _REJECT_COLUMNS = [schema.rejects.c[name] for name in
@@ -109,6 +108,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         table = schema.metadata.tables[meta["table"]]
         mode = meta["write_mode"]
         started = time.perf_counter()
+        failure = None
         try:
             if mode == ARCHIVE:
                 stats = self._archive(obj)
@@ -122,19 +122,27 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                 with paused_gc():  # building and serializing a day's rows: see gc_pause
                     stats = self._write_table(context, table, mode, meta.get("partition_expr"), obj)
         except psycopg2.Error as error:
-            raise WarehouseError(
-                f"writing {self.warehouse.schema_name}.{table.name} failed and was rolled back: "
-                f"{scrub(str(error), self.warehouse.database_url).strip()}"
-            ) from None
+            # Raised outside the except block, so the unscrubbed driver error is not kept as context;
+            # a scrubbed copy of it (with its traceback) is the cause.
+            failure = WarehouseError.of(f"writing {self.warehouse.schema_name}.{table.name} failed and was "
+                                        "rolled back", error, self.warehouse.database_url)
+        if failure is not None:
+            raise failure
         stats["write_seconds"] = round(time.perf_counter() - started, 3)
         stats["dagster/table_name"] = f"{self.warehouse.schema_name}.{table.name}"
         stats["dagster/column_schema"] = column_schema(table)
         context.add_output_metadata(stats)
 
     def _archive(self, obj: FetchedPayloads) -> dict:
+        # Only the rows being written are locked (one key per endpoint and day): today's capture never
+        # queues behind a range run that holds the warehouse tables' locks for its whole write.
         with self.warehouse.connection() as conn:
-            self._lock(conn, schema.raw_payloads)
+            with conn.cursor() as cur:
+                for payload in obj.fetched:
+                    cur.execute("SELECT pg_advisory_xact_lock(%s)", (archive_lock_key(
+                        self.warehouse.schema_name, payload.endpoint, payload.partition_date),))
             written = raw_archive.store(conn, self.warehouse.schema_name, obj.fetched)
+            quarantine.release(conn, self.warehouse.schema_name, obj.held)
         return {"payloads_archived": written, "payloads_kept": len(obj.kept)}
 
     def _lock(self, conn: psycopg2.extensions.connection, table: sa.Table) -> None:
@@ -275,6 +283,10 @@ def _fold_days(
         if column.info.get("merge") == "union":
             merged[column.name] = grouped[column.name].agg(
                 lambda lists: sorted({item for values in lists if values is not None for item in values}))
+        elif column.info.get("merge") == "keep_known":
+            placeholder = column.info["placeholder"]
+            known = both[both[column.name] != placeholder].groupby(key, sort=False)[column.name].last()
+            merged.loc[known.index, column.name] = known
     return merged.reset_index()[[c.name for c in table.columns]]
 
 
@@ -313,6 +325,9 @@ def _upsert_sql(target: str, table: sa.Table) -> str:
         elif column.info.get("merge") == "keep":
             merged[name] = (f"CASE WHEN {newer} THEN coalesce(EXCLUDED.{name}, t.{name}) "
                             f"ELSE coalesce(t.{name}, EXCLUDED.{name}) END")
+        elif column.info.get("merge") == "keep_known":
+            placeholder = column.info["placeholder"].replace("'", "''")
+            merged[name] = f"CASE WHEN {newer} AND EXCLUDED.{name} <> '{placeholder}' THEN EXCLUDED.{name} ELSE t.{name} END"
         else:
             merged[name] = f"CASE WHEN {newer} THEN EXCLUDED.{name} ELSE t.{name} END"
     column_list = ", ".join(quote_ident(n) for n in names)

@@ -6,6 +6,8 @@ import datetime as dt
 
 import dagster as dg
 
+from llama_pipeline import clock
+
 # DeFiLlama's yield history starts in early 2022; end_offset=1 makes today a partition, since /pools
 # describes the present moment, which belongs to today.
 HISTORY_START = "2022-01-01"
@@ -13,7 +15,8 @@ DAILY = dg.DailyPartitionsDefinition(start_date=HISTORY_START, end_offset=1, tim
 
 
 def utc_today() -> dt.date:
-    return dt.datetime.now(dt.timezone.utc).date()
+    """Today by the pipeline's clock (``llama_pipeline.clock``); kept for the tests and benchmarks."""
+    return clock.today()
 
 
 def days_of(window: dg.TimeWindow) -> tuple[dt.date, ...]:

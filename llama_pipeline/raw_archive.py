@@ -25,6 +25,8 @@ class FetchedPayloads:
     endpoint: Endpoint
     fetched: tuple[RawPayload, ...]
     kept: tuple[dt.date, ...]
+    # The quarantine's pending rows of the fetched payloads, released when they are stored.
+    held: tuple[int, ...] = ()
 
 
 def store(conn: psycopg2.extensions.connection, schema: str, payloads: Iterable[RawPayload]) -> int:
@@ -42,6 +44,8 @@ def store(conn: psycopg2.extensions.connection, schema: str, payloads: Iterable[
                     content_type = EXCLUDED.content_type, compression = EXCLUDED.compression,
                     body = EXCLUDED.body, size_bytes = EXCLUDED.size_bytes, sha256 = EXCLUDED.sha256,
                     record_count = EXCLUDED.record_count
+                -- a later capture replaces an earlier one, never the reverse (two runs racing)
+                WHERE EXCLUDED.fetched_at >= t.fetched_at
                 """,
                 (
                     payload.endpoint, payload.partition_date, payload.url, payload.fetched_at, payload.http_status,
@@ -49,7 +53,7 @@ def store(conn: psycopg2.extensions.connection, schema: str, payloads: Iterable[
                     payload.sha256, payload.record_count,
                 ),
             )
-            written += 1
+            written += cur.rowcount  # 0 when a later capture of the day is stored already
     return written
 
 
@@ -61,6 +65,17 @@ def stored_days(warehouse: Warehouse, endpoint: Endpoint, days: Sequence[dt.date
             (endpoint, list(days)),
         )
         return {row[0] for row in cur.fetchall()}
+
+
+def stored_captures(warehouse: Warehouse, endpoint: Endpoint, days: Sequence[dt.date]) -> dict[dt.date, dt.datetime]:
+    """When the stored payload of each of ``days`` that has one was fetched."""
+    with warehouse.connection() as conn, conn.cursor() as cur:
+        cur.execute(
+            f"SELECT partition_date, fetched_at FROM {quote_ident(warehouse.schema_name)}.raw_payloads "
+            "WHERE endpoint = %s AND partition_date = ANY(%s)",
+            (endpoint, list(days)),
+        )
+        return dict(cur.fetchall())
 
 
 def _missing(endpoint: Endpoint, day: dt.date) -> MissingPayload:

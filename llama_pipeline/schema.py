@@ -22,10 +22,30 @@ FIRST_SEEN = "first_seen_date"
 LAST_SEEN = "last_seen_date"
 
 
+# A day whose record names no readable chain or project files the pool under "(unknown)"; that says nothing
+# about the pool, so the upsert keeps a value already known instead of overwriting it with the placeholder.
+UNKNOWN = "(unknown)"
+KEEP_KNOWN = {"merge": "keep_known", "placeholder": UNKNOWN}
+
+
 def _seen_columns() -> list[sa.Column]:
     return [
         sa.Column(FIRST_SEEN, sa.Date, nullable=False, comment="First snapshot day this row was seen."),
         sa.Column(LAST_SEEN, sa.Date, nullable=False, comment="Last snapshot day this row was seen."),
+    ]
+
+
+def _response_columns() -> list[sa.Column]:
+    """What is kept of an HTTP response, in the archive and in the quarantine alike."""
+    return [
+        sa.Column("url", sa.Text, nullable=False, comment="URL fetched (credentials removed)."),
+        sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False, comment="When the response arrived."),
+        sa.Column("http_status", sa.Integer, nullable=False, comment="HTTP status of the response."),
+        sa.Column("content_type", sa.Text, comment="Content-Type header of the response."),
+        sa.Column("compression", sa.Text, nullable=False, comment="How body is compressed: 'zstd' (or 'gzip')."),
+        sa.Column("body", sa.LargeBinary, nullable=False, comment="The response body, byte for byte, compressed."),
+        sa.Column("size_bytes", sa.BigInteger, nullable=False, comment="Uncompressed body size in bytes."),
+        sa.Column("sha256", sa.Text, nullable=False, comment="SHA-256 of the uncompressed body."),
     ]
 
 
@@ -34,16 +54,24 @@ raw_payloads = sa.Table(
     metadata,
     sa.Column("endpoint", sa.Text, primary_key=True, comment="Which payload: 'pools', 'protocols', 'lend_borrow' or 'chain_list'."),
     sa.Column("partition_date", sa.Date, primary_key=True, comment="UTC day the payload describes."),
-    sa.Column("url", sa.Text, nullable=False, comment="URL fetched (credentials removed)."),
-    sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False, comment="When the response arrived."),
-    sa.Column("http_status", sa.Integer, nullable=False, comment="HTTP status of the response."),
-    sa.Column("content_type", sa.Text, comment="Content-Type header of the response."),
-    sa.Column("compression", sa.Text, nullable=False, comment="How body is compressed: 'zstd' (or 'gzip')."),
-    sa.Column("body", sa.LargeBinary, nullable=False, comment="The response body, byte for byte, compressed."),
-    sa.Column("size_bytes", sa.BigInteger, nullable=False, comment="Uncompressed body size in bytes."),
-    sa.Column("sha256", sa.Text, nullable=False, comment="SHA-256 of the uncompressed body."),
+    *_response_columns(),
     sa.Column("record_count", sa.Integer, nullable=False, comment="Records in the payload's list."),
     comment="Every HTTP payload the pipeline fetched, one per endpoint per day, kept losslessly.",
+)
+
+raw_payload_quarantine = sa.Table(
+    "raw_payload_quarantine",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("endpoint", sa.Text, nullable=False, comment="Which payload: 'pools' or 'protocols'."),
+    sa.Column("partition_date", sa.Date, nullable=False, comment="UTC day the capture was fetched for."),
+    *_response_columns(),
+    sa.Column("status", sa.Text, nullable=False,
+              comment="'pending' while it is validated, 'refused' when it could not be used."),
+    sa.Column("reason", sa.Text, comment="Why it was refused; NULL while pending."),
+    sa.Column("run_id", sa.Text, comment="Dagster run that fetched it."),
+    sa.Index("ix_raw_payload_quarantine_endpoint_day", "endpoint", "partition_date"),
+    comment="Captures that arrived whole but could not be used (or are being validated), with the reason.",
 )
 
 chains = sa.Table(
@@ -112,8 +140,10 @@ pools = sa.Table(
     "pools",
     metadata,
     sa.Column("pool_id", pg.UUID(as_uuid=False), primary_key=True, comment="DeFiLlama pool id (stable UUID)."),
-    sa.Column("chain", sa.Text, sa.ForeignKey("chains.name"), nullable=False, comment="Canonical chain name."),
-    sa.Column("project", sa.Text, sa.ForeignKey("projects.slug"), nullable=False, comment="Project slug."),
+    sa.Column("chain", sa.Text, sa.ForeignKey("chains.name"), nullable=False, comment="Canonical chain name.",
+              info=KEEP_KNOWN),
+    sa.Column("project", sa.Text, sa.ForeignKey("projects.slug"), nullable=False, comment="Project slug.",
+              info=KEEP_KNOWN),
     sa.Column("symbol", sa.Text, comment="Pool symbol, e.g. 'USDC-WETH'."),
     sa.Column("pool_meta", sa.Text, comment="Free-text qualifier that tells apart pools sharing a symbol."),
     sa.Column("exposure", sa.Text, comment="'single' or 'multi'."),

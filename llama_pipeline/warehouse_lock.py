@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 
@@ -26,3 +27,9 @@ def partition_lock_key(schema: str, table: str) -> int:
     """A 63-bit advisory-lock key for writes to one table, so concurrent runs queue instead of deadlocking."""
     digest = hashlib.blake2b(f"{schema}.{table}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def archive_lock_key(schema: str, endpoint: str, day: dt.date) -> int:
+    """The advisory-lock key for storing one endpoint's payload of one day: writers of the same row queue,
+    and nothing else does (not a range run holding the warehouse tables)."""
+    return partition_lock_key(schema, f"raw_payloads/{endpoint}/{day.isoformat()}")

@@ -68,9 +68,15 @@ def test_constraint_violation_rolls_back_and_names_the_table(resources, warehous
             "underlying_tokens": None, "reward_tokens": None, "first_seen_date": day, "last_seen_date": day,
         }])
 
-    with pytest.raises(Exception, match=r"writing t_\w+\.pools failed and was rolled back"):
+    with pytest.raises(Exception, match=r"writing t_\w+\.pools failed and was rolled back") as raised:
         dg.materialize([orphan_pools], resources={"warehouse_io_manager": io}, partition_key=day.isoformat())
     assert query("SELECT count(*) FROM pools") == [(0,)]
+    # The driver's error is kept as the cause (scrubbed), not thrown away.
+    causes, error = [], raised.value
+    while error is not None:
+        causes.append(f"{type(error).__name__}: {error}")
+        error = error.__cause__
+    assert any("ForeignKeyViolation" in cause for cause in causes[1:]), causes
 
 
 def test_upsert_keeps_newer_attributes_and_merges_aliases(warehouse, query):

@@ -29,6 +29,8 @@ def resources() -> dg.Definitions:
     return dg.Definitions(
         resources={
             "warehouse": warehouse,
+            # Sensors only read: evaluating one never migrates the schema (a run does, when it starts).
+            "warehouse_reader": warehouse.model_copy(update={"migrate_on_start": False}),
             "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
             "defillama": DefiLlamaClient(
                 pools_url=_env_or("SOURCE_URL", DEFAULT_POOLS_URL),

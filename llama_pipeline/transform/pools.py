@@ -17,12 +17,12 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from llama_pipeline import coerce
+from llama_pipeline import coerce, schema
 from llama_pipeline.chain_aliases import canonical_chain
 from llama_pipeline.transform.batches import Reject
 
 INVALID_FIELDS = coerce.INVALID_FIELDS
-UNKNOWN = "(unknown)"  # the chain or project of a pool whose own cannot be read
+UNKNOWN = schema.UNKNOWN  # the chain or project of a pool whose own cannot be read
 
 # API field -> (column, coercion). Order follows the table.
 _POOL_ATTRIBUTES = {

@@ -157,6 +157,23 @@ def test_bad_rows_are_set_aside_with_reasons(resources, http, query, small_day):
     assert query("SELECT count(*) FROM pools") == [(good_count,)]
 
 
+@pytest.mark.parametrize("field", ["chain", "project"])
+def test_an_unreadable_chain_or_project_never_overwrites_a_known_one(resources, http, query, small_day, field):
+    pools_payload, protocols = small_day
+    serve(http, pools_payload, protocols)
+    assert materialize(all_assets(), resources).success
+    first = pools_payload["data"][0]
+    known = query(f"SELECT {field} FROM pools WHERE pool_id = %s", (first["pool"],))
+    assert known and known[0][0] != "(unknown)"
+    # The same day captured again later, with that pool's field unreadable: the snapshot is kept (filed
+    # under the placeholder for the day), but the pool keeps what was known about it.
+    recaptured = dict(pools_payload, data=[dict(first, **{field: None}), *pools_payload["data"][1:]])
+    serve(http, recaptured, protocols)
+    assert materialize(all_assets(), resources).success
+    assert query(f"SELECT {field} FROM pools WHERE pool_id = %s", (first["pool"],)) == known
+    assert query("SELECT count(*) FROM pool_snapshots WHERE pool_id = %s", (first["pool"],)) == [(1,)]
+
+
 def test_bad_protocol_rows_are_set_aside(resources, http, query, small_day):
     pools_payload, protocols = small_day
     broken = [dict(protocols[0], slug=None), dict(protocols[1], slug=protocols[2]["slug"]),

@@ -15,6 +15,7 @@ import random
 import zlib
 from urllib.parse import unquote, urlsplit
 
+from llama_pipeline import clock
 from llama_pipeline_tests.testing.payload_server import PayloadServer, Response
 from llama_pipeline_tests.testing.synthetic import PROTOCOL_TO_POOL_CHAIN, dumps
 
@@ -101,7 +102,7 @@ def _daily(days: int, today: dt.date, level: float, rng: random.Random, value: s
 
 def generate_chain_tvl(chain: str, days: int = 3000, seed: int = 0, today: dt.date | None = None) -> list[dict]:
     rng = _rng(seed, "chain_tvl", chain)
-    return _daily(days, today or dt.date.today(), rng.lognormvariate(17, 2), rng, "tvl")
+    return _daily(days, today or clock.today(), rng.lognormvariate(17, 2), rng, "tvl")
 
 
 def generate_protocol(slug: str, days: int = 1000, chains: int = 6, tokens: int = 4, seed: int = 0,
@@ -110,7 +111,7 @@ def generate_protocol(slug: str, days: int = 1000, chains: int = 6, tokens: int 
     ``tokensInUsd`` breakdowns of ``tokens`` tokens per day, which is what makes real ones large), one
     ``-staking`` and one bare ``borrowed`` series. The total is the sum of the plain chains."""
     rng = _rng(seed, "protocol", slug)
-    today = today or dt.date.today()
+    today = today or clock.today()
     names = list(PROTOCOL_TO_POOL_CHAIN)[:chains]
     chain_tvls: dict[str, dict] = {}
     totals: dict[int, float] = {}

@@ -3,16 +3,15 @@
 import dataclasses
 import datetime as dt
 import os
-from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
 
-from llama_pipeline import lineage, parsed_payloads, quality, raw_archive, schema
+from llama_pipeline import clock, lineage, parsed_payloads, quality, quarantine, raw_archive, schema
 from llama_pipeline.gc_pause import paused_gc
 from llama_pipeline.http_client import DefiLlamaClient, FetchError
 from llama_pipeline.io_manager import ARCHIVE, table_metadata
-from llama_pipeline.partitions import DAILY, days_of, utc_today
+from llama_pipeline.partitions import DAILY, days_of
 from llama_pipeline.payloads import Endpoint, PayloadError, RawPayload, compress, decode_records
 from llama_pipeline.raw_archive import FetchedPayloads
 from llama_pipeline.warehouse import Warehouse
@@ -26,7 +25,11 @@ def _without_credentials(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def _refuse_collapsed(warehouse: Warehouse, endpoint: Endpoint, day: dt.date, count: int) -> None:
+class Refused(Exception):
+    """A capture that arrived whole but must not be used; the message is the reason kept with it."""
+
+
+def _check_collapsed(warehouse: Warehouse, endpoint: Endpoint, day: dt.date, count: int) -> None:
     """A payload far smaller than the previous stored day's is refused before it replaces anything: the
     blocking check ``pool_count_not_collapsed`` would keep it out of the tables, but not out of the
     archive, where it would replace a full payload of the same day."""
@@ -36,24 +39,81 @@ def _refuse_collapsed(warehouse: Warehouse, endpoint: Endpoint, day: dt.date, co
         previous = db.previous_payload_day(endpoint, day)
         previous_count = db.record_count(endpoint, previous) if previous else None
     if previous_count and count < fraction * previous_count:
-        raise dg.Failure(
-            description=f"/{endpoint} sent {count:,} records, fewer than {fraction:.0%} of the {previous_count:,} "
-            f"stored for {previous.isoformat()}: refusing to store it over {day.isoformat()}. If the drop is real, "
-            "set LLAMA_MIN_POOL_FRACTION lower (0 disables this guard) and run again.",
-            allow_retries=False,  # the CDN refreshes hourly: a retry minutes later would see the same
+        raise Refused(
+            f"/{endpoint} sent {count:,} records, fewer than {fraction:.0%} of the {previous_count:,} stored for "
+            f"{previous.isoformat()}. If the drop is real, set LLAMA_MIN_POOL_FRACTION lower (0 disables this "
+            "guard) and run again."
         )
 
 
-def _failure(error: FetchError | PayloadError, today: dt.date) -> dg.Failure:
-    """A Failure puts the reason at the top of the run's page instead of under a stack trace. Only a
-    fetch that ran out of attempts is worth the RetryPolicy's later retries; a payload that arrived whole
-    but is unusable would fail the same way again, and so would a host name that does not resolve (no
-    network, or a wrong URL)."""
-    retry = isinstance(error, FetchError) and not error.unresolvable
+def _validate(warehouse: Warehouse, endpoint: Endpoint, day: dt.date, payload: RawPayload) -> list:
+    """The capture's records, or Refused saying why it cannot stand for the day."""
+    if payload.fetched_at >= clock.day_end(day):
+        raise Refused(f"/{endpoint} answered at {payload.fetched_at.isoformat()}, after {day.isoformat()} ended: "
+                      "it describes the next day")
+    try:
+        with paused_gc():
+            records = decode_records(endpoint, payload.body, payload.url)
+    except PayloadError as error:
+        raise Refused(str(error)) from error
+    except Exception as error:  # a parser fault must not lose the capture either
+        raise Refused(f"decoding the /{endpoint} payload failed: {type(error).__name__}: {error}") from error
+    _check_collapsed(warehouse, endpoint, day, len(records))
+    return records
+
+
+def _fetch_failure(error: FetchError, day: dt.date) -> dg.Failure:
+    """A Failure puts the reason at the top of the run's page instead of under a stack trace. Only what a
+    later attempt can get past (an outage, 408, 429, 5xx) is left to the RetryPolicy; a 4xx or a host
+    name that does not resolve (no network, or a wrong URL) would fail the same way again."""
     hint = (" No network? Point SOURCE_URL / PROTOCOLS_URL at a mirror or at file:// copies."
-            if isinstance(error, FetchError) and error.unresolvable else "")
-    return dg.Failure(description=f"{error} Nothing was written for {today.isoformat()}.{hint}",
-                      allow_retries=retry)
+            if error.unresolvable else "")
+    return dg.Failure(description=f"{error} Nothing was written for {day.isoformat()}.{hint}",
+                      allow_retries=error.retryable)
+
+
+def _run_id(context: dg.AssetExecutionContext) -> str | None:
+    try:
+        return context.run.run_id
+    except dg.DagsterError:  # invoked directly (build_asset_context): there is no run
+        return None
+
+
+def _kept_capture(endpoint: Endpoint, day: dt.date, stored: dict[dt.date, dt.datetime]) -> str:
+    if day in stored:
+        return f"{day.isoformat()} keeps the /{endpoint} capture fetched at {stored[day].isoformat()}"
+    return f"{day.isoformat()} has no /{endpoint} capture"
+
+
+def _capture_today(context: dg.AssetExecutionContext, endpoint: Endpoint, url: str, client: DefiLlamaClient,
+                   warehouse: Warehouse, today: dt.date, stored: dict[dt.date, dt.datetime]) -> tuple[RawPayload, int, int]:
+    """Fetch today's payload, hold it in the quarantine before anything parses it, and validate it.
+
+    Returns the payload (with its records parsed and remembered for the run's later steps), its
+    quarantine id (which the IO manager releases when it stores the payload) and the HTTP attempts."""
+    try:
+        response = client.fetch(url)
+    except FetchError as error:
+        raise _fetch_failure(error, today) from error
+    payload = RawPayload(endpoint, today, _without_credentials(url), response.fetched_at, response.status,
+                         response.content_type, response.body, 0, compressed_body=compress(response.body))
+    held = quarantine.hold(warehouse, payload, _run_id(context))
+    try:
+        records = _validate(warehouse, endpoint, today, payload)
+    except Refused as refusal:
+        quarantine.refuse(warehouse, held, endpoint, str(refusal))
+        raise dg.Failure(
+            description=f"refused the /{endpoint} capture for {today.isoformat()}: {refusal} It is kept aside in "
+            f"{quarantine.where(warehouse, held)} and used nowhere; {_kept_capture(endpoint, today, stored)}.",
+            metadata={"quarantine_id": held, "reason": str(refusal)},
+            allow_retries=False,  # the same response would be refused again; the capture sensor tries later
+        ) from refusal
+    payload = dataclasses.replace(payload, record_count=len(records))
+    # Runs execute in one process: the warehouse assets downstream reuse this parse of today's body.
+    parsed_payloads.remember(endpoint, today, payload.sha256, records)
+    context.log.info(f"fetched /{endpoint}: {len(records):,} records, {len(payload.body):,} bytes, "
+                     f"at {payload.fetched_at.isoformat()}")
+    return payload, held, response.attempts
 
 
 def collect_payloads(
@@ -61,16 +121,15 @@ def collect_payloads(
 ) -> dg.MaterializeResult:
     """Fetch today's payload and keep the stored payloads of past days.
 
-    DeFiLlama serves only the present, so a past day is never fetched: filling it with today's data
-    would silently falsify history. A past day with no stored payload is left without one (and said
-    so); its snapshots come from the pools' chart history (``raw_pool_charts``) or, when there is none
-    either, ``pool_snapshots`` fails for that day saying what to do.
+    DeFiLlama serves only the present, so a day that has ended (by ``llama_pipeline.clock``) is never
+    fetched, whenever its run starts: filling it with today's data would silently falsify history. It
+    keeps its stored capture (and says which, fetched when), or is left without one; its snapshots then
+    come from the pools' chart history (``raw_pool_charts``) or ``pool_snapshots`` fails saying what to do.
     """
     days = days_of(context.partition_time_window)
-    today = utc_today()
-    stored = raw_archive.stored_days(warehouse, endpoint, days)
+    today = clock.today()
+    stored = raw_archive.stored_captures(warehouse, endpoint, days)
     missing = [day for day in days if day != today and day not in stored]
-    fetched: list[RawPayload] = []
     metadata: dict = {"endpoint": endpoint, "source_url": _without_credentials(url),
                       "days_without_payload": len(missing)}
     if missing:
@@ -79,40 +138,25 @@ def collect_payloads(
             f"no /{endpoint} payload is stored for {len(missing)} past day(s) ({shown}) and /{endpoint} serves only "
             f"today ({today.isoformat()} UTC): those days are not fetched; their snapshots come from chart history"
         )
-    if today in days:
-        try:
-            response = client.fetch(url)
-        except FetchError as error:
-            raise _failure(error, today) from error
-        # zstd releases the GIL: the body is compressed for the archive on the other core while this
-        # thread decodes and parses it (together ~0.15 s of a full day's /pools).
-        with ThreadPoolExecutor(max_workers=1) as background:
-            compressing = background.submit(compress, response.body)
-            try:
-                with paused_gc():
-                    records = decode_records(endpoint, response.body, _without_credentials(url))
-            except PayloadError as error:
-                raise _failure(error, today) from error
-            _refuse_collapsed(warehouse, endpoint, today, len(records))
-            payload = RawPayload(endpoint, today, _without_credentials(url), response.fetched_at, response.status,
-                                 response.content_type, response.body, len(records))
-            # Runs execute in one process: the warehouse assets downstream reuse this parse of today's body.
-            parsed_payloads.remember(endpoint, today, payload.sha256, records)
-            fetched.append(dataclasses.replace(payload, compressed_body=compressing.result()))
-        metadata.update(
-            {
-                "dagster/row_count": len(records),
-                "size_bytes": len(response.body),
-                "sha256": fetched[0].sha256,
-                "http_attempts": response.attempts,
-                "fetched_at": response.fetched_at.isoformat(),
-            }
-        )
-        context.log.info(f"fetched /{endpoint}: {len(records):,} records, {len(response.body):,} bytes")
-    kept = tuple(sorted(stored - {today}))
+    kept = tuple(sorted(day for day in stored if day != today))
     if kept:
+        metadata["kept_fetched_at"] = dg.MetadataValue.json({d.isoformat(): stored[d].isoformat() for d in kept[-60:]})
+    if len(days) == 1 and days[0] != today:
+        said = _kept_capture(endpoint, days[0], stored)
+        context.log.info(f"{said}: the day is not today ({today.isoformat()} UTC), so nothing is fetched")
+        metadata["capture_kept"] = said
+        if days[0] in stored:
+            metadata["fetched_at"] = stored[days[0]].isoformat()
+    elif kept:
         context.log.info(f"kept the stored /{endpoint} payload of {len(kept)} past day(s)")
-    return dg.MaterializeResult(value=FetchedPayloads(endpoint, tuple(fetched), kept), metadata=metadata)
+    fetched, held = (), ()
+    if today in days:
+        payload, held_id, attempts = _capture_today(context, endpoint, url, client, warehouse, today, stored)
+        fetched, held = (payload,), (held_id,)
+        metadata.update({"dagster/row_count": payload.record_count, "size_bytes": len(payload.body),
+                         "sha256": payload.sha256, "http_attempts": attempts,
+                         "fetched_at": payload.fetched_at.isoformat()})
+    return dg.MaterializeResult(value=FetchedPayloads(endpoint, fetched, kept, held), metadata=metadata)
 
 
 # An outage longer than the HTTP client's own retries (about two minutes): retry the step after about

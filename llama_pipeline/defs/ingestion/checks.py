@@ -15,7 +15,7 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
-from llama_pipeline import quality
+from llama_pipeline import capture_plan, clock, quality
 from llama_pipeline.partitions import DAILY, days_of
 from llama_pipeline.warehouse import Warehouse
 
@@ -79,3 +79,14 @@ def protocols_fields_stable(context: dg.AssetCheckExecutionContext, warehouse: W
     day (new fields are kept in projects.extra)."""
     return run_days(context, warehouse, lambda db, day: quality.fields_stable(db, "protocols", day),
                     dg.AssetCheckSeverity.WARN)
+
+
+@dg.asset_check(asset=raw_pools)
+def yesterday_captured(warehouse: Warehouse) -> dg.AssetCheckResult:
+    """Gap alarm (ERROR): yesterday (UTC, by the pipeline's clock) ended with a /pools and a /protocols
+    capture. Runs with every run and with the freshness checks' schedule, so a lost day is named soon
+    after midnight; not blocking, so it never holds up today's loading."""
+    yesterday = clock.today() - dt.timedelta(days=1)
+    passed, description, metadata = capture_plan.day_captured(warehouse, yesterday)
+    return dg.AssetCheckResult(passed=passed, severity=dg.AssetCheckSeverity.ERROR, description=description,
+                               metadata=metadata)

@@ -13,8 +13,8 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
-from llama_pipeline import quality
-from llama_pipeline.defs.ingestion.checks import run_days
+from llama_pipeline import clock, quality
+from llama_pipeline.defs.ingestion.checks import run_days, yesterday_captured
 from llama_pipeline.partitions import DAILY
 from llama_pipeline.warehouse import Warehouse
 
@@ -132,26 +132,31 @@ def pool_snapshots_fresh(
     backfill of an old day cannot make a stale warehouse look fresh."""
     hours = config.max_age_hours if config.max_age_hours is not None else quality.freshness_hours()
     with warehouse.connection() as conn:
-        verdict = quality.freshness(quality.Warehouse(conn, warehouse.schema_name), dt.datetime.now(dt.timezone.utc),
+        verdict = quality.freshness(quality.Warehouse(conn, warehouse.schema_name), clock.now(),
                                     hours)
     return dg.AssetCheckResult(passed=verdict.passed, description=verdict.description, metadata=verdict.metadata)
 
 
+# The capture gap alarm rides along: a day lost at midnight is named by the 00:00 tick.
+_TIMED_CHECKS = dg.AssetSelection.checks(pool_snapshots_fresh, yesterday_captured)
+
 freshness_checks_job = dg.define_asset_job(
-    "freshness_checks", selection=dg.AssetSelection.checks(pool_snapshots_fresh),
-    description="Evaluates the freshness of pool_snapshots without materializing anything.",
+    "freshness_checks", selection=_TIMED_CHECKS,
+    description="Evaluates the freshness of pool_snapshots and whether yesterday was captured, materializing "
+    "nothing.",
 )
 
 freshness_checks_schedule = dg.ScheduleDefinition(
     name="freshness_checks_schedule", job=freshness_checks_job, cron_schedule="0 */6 * * *",
     execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Every six hours: is the newest stored day of pool_snapshots at most ~36 hours old?",
+    description="Every six hours: is the newest stored day of pool_snapshots at most ~36 hours old, and did "
+    "yesterday keep a capture?",
 )
 
 
 # Re-judge stored days (one day or a range, e.g. after a threshold change) without rewriting anything.
 daily_checks_job = dg.define_asset_job(
     "daily_checks",
-    selection=dg.AssetSelection.all_asset_checks() - dg.AssetSelection.checks(pool_snapshots_fresh),
+    selection=dg.AssetSelection.all_asset_checks() - _TIMED_CHECKS,
     description="Runs every daily asset check for a day or a range of days, materializing nothing.",
 )
