@@ -19,9 +19,8 @@ from typing import Literal
 Endpoint = Literal["pools", "protocols", "lend_borrow", "chain_list"]
 # The yields' endpoints: a day is captured when these are (the capture sensor's rule).
 ENDPOINTS: tuple[Endpoint, ...] = ("pools", "protocols")
-# /lendBorrow and /v2/chains serve only the present too, so they are archived per day like /pools, by the
-# same whole-graph runs that capture the yields.
-DATASET_ENDPOINTS: tuple[Endpoint, ...] = ("lend_borrow", "chain_list")
+# /lendBorrow and /v2/chains ("lend_borrow", "chain_list") serve only the present too: they are archived
+# per day like /pools, by the same whole-graph runs that capture the yields.
 
 
 class PayloadError(ValueError):

@@ -2,7 +2,7 @@
 renames, and the archive of history responses; a view that follows projects across renames.
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql as pg
 
 revision = "0007"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
@@ -50,8 +50,9 @@ def upgrade() -> None:
         ("chain_id", sa.BigInteger, "EVM chain id (chainId, /v2/chains); NULL for other chains."),
     ):
         op.add_column("chains", sa.Column(name, type_, comment=comment))
-    op.alter_column("raw_payloads", "endpoint", existing_type=sa.Text, existing_nullable=False,
-                    comment="Which payload: 'pools', 'protocols', 'lend_borrow' or 'chain_list'.")
+    for table in ("raw_payloads", "raw_payload_quarantine"):
+        op.alter_column(table, "endpoint", existing_type=sa.Text, existing_nullable=False,
+                        comment="Which payload: 'pools', 'protocols', 'lend_borrow' or 'chain_list'.")
 
     op.create_table(
         "lend_borrow_snapshots",
@@ -148,7 +149,8 @@ def downgrade() -> None:
     op.execute("DROP VIEW project_current_slug")
     for table in ("raw_series", "project_renames", "protocol_tvl_daily", "chain_tvl_daily", "lend_borrow_snapshots"):
         op.drop_table(table)
-    op.alter_column("raw_payloads", "endpoint", existing_type=sa.Text, existing_nullable=False,
-                    comment="Which payload: 'pools' or 'protocols'.")
+    for table in ("raw_payloads", "raw_payload_quarantine"):
+        op.alter_column(table, "endpoint", existing_type=sa.Text, existing_nullable=False,
+                        comment="Which payload: 'pools' or 'protocols'.")
     for name in ("chain_id", "cmc_id", "token_symbol", "gecko_id"):
         op.drop_column("chains", name)
