@@ -19,7 +19,7 @@ from llama_pipeline import clock
 from llama_pipeline_tests.conftest import archive_payloads
 from llama_pipeline_tests.daemon_server import dagster_daemon, launch, wait_until
 from llama_pipeline_tests.defs.test_capture import store_today
-from llama_pipeline_tests.testing import synthetic
+from llama_pipeline_tests.testing import synthetic, synthetic_datasets
 from llama_pipeline_tests.testing.payload_server import PayloadServer, Response
 from llama_pipeline_tests.test_ui_browser import query_schema  # noqa: F401 - a fixture
 from llama_pipeline_tests.ui_server import dagster_database
@@ -35,6 +35,8 @@ def day_payloads() -> tuple[dict, dict, list]:
 @pytest.fixture
 def http() -> PayloadServer:
     with PayloadServer() as server:
+        # the whole graph captures the datasets beside the yields too
+        synthetic_datasets.serve(server, day_payloads()[0], lending=20, chains=10, chain_days=10, protocol_days=10)
         yield server
 
 
@@ -47,6 +49,7 @@ def dagster_pg(server_url: str) -> str:
 def daemon_env(database_url: str, schema_name: str, http: PayloadServer, **extra: str) -> dict[str, str]:
     return {"DATABASE_URL": database_url, "WAREHOUSE_SCHEMA": schema_name, "SOURCE_URL": http.url("/pools"),
             "PROTOCOLS_URL": http.url("/protocols"), "CHART_URL": http.url("/chart/{pool}"),
+            "LEND_BORROW_URL": http.url("/lendBorrow"), "CHAINS_URL": http.url("/v2/chains"),
             "LLAMA_CAPTURE_SENSOR_SECONDS": "2", "LLAMA_FETCH_RETRY_DELAY": "0.5", **extra}
 
 
