@@ -15,9 +15,10 @@ RUN useradd --system --uid 10001 --user-group --home-dir /opt/llama --shell /usr
 
 WORKDIR /opt/llama
 
-# Dependencies first, from the lock file, so code changes don't reinstall them.
+# Dependencies first, from the runtime lock (no test tools, no embedded server), so code changes don't
+# reinstall them. The lock is complete and hashed: nothing is resolved or fetched unverified.
 COPY requirements.lock ./
-RUN pip install -r requirements.lock
+RUN pip install --require-hashes --no-deps -r requirements.lock
 
 COPY pyproject.toml README.md alembic.ini dagster.yaml ./
 COPY llama_pipeline ./llama_pipeline

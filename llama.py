@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """llama-pipeline's one entry point: environment, local database, pipeline, tests, UI.
 
-    python3 llama.py run [--date YYYY-MM-DD]   load today's (UTC) DeFiLlama snapshot into PostgreSQL
+    python3 llama.py run [--date D | --range D1...D2] [--verbose]
+                                               load today's (UTC) DeFiLlama snapshot into PostgreSQL
     python3 llama.py test [pytest args]        run the test suite (default: llama_pipeline_tests)
     python3 llama.py ui [dagster dev args]     Dagster UI + daemon (schedules) on http://127.0.0.1:3000
     python3 llama.py db start|stop|wipe|url    the embedded PostgreSQL server in .llama/pgdata
     python3 llama.py dagster [args]            the dagster CLI on the same instance and warehouse
+    python3 llama.py dg [args]                 dg (dg launch, dg dev, dg check defs) on the same ones
 
-Every command first makes sure .venv exists and holds exactly requirements.lock (reinstalling only
-when the lock or pyproject.toml changed) and loads .env if present (variables already set in the
+Every command first makes sure .venv exists and holds exactly requirements-dev.lock (the runtime
+lock plus tests, the embedded server and the dg CLI; reinstalling only when a lock or pyproject.toml
+changed) and loads .env if present (variables already set in the
 environment win). When DATABASE_URL is not set, an embedded PostgreSQL server keeps its data in
 .llama/pgdata (databases "llama" for the warehouse and "dagster" for Dagster's own storage).
 
@@ -24,20 +27,22 @@ import re
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
-LOCK = ROOT / "requirements.lock"
+LOCK = ROOT / "requirements-dev.lock"
+RUNTIME_LOCK = ROOT / "requirements.lock"
 STATE = ROOT / ".llama"
 PGDATA = STATE / "pgdata"
+PGPASS = STATE / "pgdata.pgpass"  # the embedded server's password (llama_bootstrap.pg_password)
 DAGSTER_STORAGE = STATE / "dagster"
+LOGS = STATE / "logs"  # Dagster's full output of each `run`
 STAMP = VENV / ".llama-installed"
 WAREHOUSE_DB = "llama"
 DAGSTER_DB = "dagster"
 DEFS_MODULE = "llama_pipeline.definitions"
-TABLES = ["chains", "projects", "pools", "pool_snapshots", "raw_payloads", "rejects"]
 UI_HOST, UI_PORT = "127.0.0.1", "3000"
 
 
@@ -106,29 +111,9 @@ def _python_version(exe: str) -> tuple[int, int] | None:
         return None
 
 
-def base_python() -> str:
-    """The interpreter to build .venv with.
-
-    The embedded server's binaries come from the pgserver wheel, which exists for CPython up to
-    3.12. On a newer Python, a python3.12/python3.11 found on PATH is preferred; otherwise the
-    machine's own PostgreSQL (initdb/pg_ctl) or DATABASE_URL must provide the server.
-    """
-    if sys.version_info < (3, 13):
-        return sys.executable
-    for name in ("python3.12", "python3.11"):
-        exe = shutil.which(name)
-        if exe and _python_version(exe) in ((3, 12), (3, 11)):
-            return exe
-    say(
-        f"note: Python {sys.version_info[0]}.{sys.version_info[1]} has no pgserver wheel; without "
-        "DATABASE_URL the embedded server needs the machine's PostgreSQL (initdb, pg_ctl)."
-    )
-    return sys.executable
-
-
 def lock_digest(py: Path) -> str:
     h = hashlib.sha256()
-    for f in (LOCK, ROOT / "pyproject.toml"):
+    for f in (LOCK, RUNTIME_LOCK, ROOT / "pyproject.toml"):
         h.update(f.read_bytes())
     h.update(repr(_python_version(str(py))).encode())
     return h.hexdigest()
@@ -148,7 +133,7 @@ def ensure_venv() -> None:
         if VENV.exists():
             say(f"{VENV} is broken; recreating it")
             shutil.rmtree(VENV)
-        base = base_python()
+        base = sys.executable
         say(f"creating {VENV.relative_to(ROOT)} with {base}")
         rc = subprocess.run([base, "-m", "venv", str(VENV)]).returncode
         if rc != 0:
@@ -162,7 +147,9 @@ def ensure_venv() -> None:
     say(f"installing the locked dependencies from {LOCK.name} (a few minutes the first time)")
     STAMP.unlink(missing_ok=True)
     pip = [py, "-m", "pip", "--disable-pip-version-check", "install", "--progress-bar", "off"]
-    run_checked([*pip, "-q", "-r", LOCK], "Installing the dependencies (pip install -r requirements.lock)")
+    # The lock is complete (every transitive dependency, pinned and hashed): no resolution, so --no-deps.
+    run_checked([*pip, "-q", "--require-hashes", "--no-deps", "-r", LOCK],
+                f"Installing the dependencies (pip install -r {LOCK.name})")
     run_checked([*pip, "-q", "--no-deps", "-e", ROOT], "Installing the project (pip install -e .)")
     STAMP.write_text(digest + "\n")
     say("environment ready")
@@ -189,7 +176,7 @@ def vpy(*args: str, capture: bool = True, check: bool = True) -> subprocess.Comp
 
 
 def local_pg(*args: str) -> str:
-    return vpy("-m", "llama_pipeline.local_postgres", *args).stdout.strip()
+    return vpy("-m", "llama_bootstrap", *args).stdout.strip()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,6 +199,8 @@ def setup_env(start_embedded: bool = True) -> dict:
     if not os.environ.get("DATABASE_URL"):
         server = json.loads(local_pg("ensure", str(PGDATA)))
         base = server["url"]
+        # The URLs carry no password: libpq (psycopg2, so Dagster and alembic too) reads it from here.
+        os.environ["PGPASSFILE"] = server["pgpass"]
         os.environ["DATABASE_URL"] = local_pg("create-db", base, WAREHOUSE_DB)
         if not os.environ.get("DAGSTER_PG_URL"):
             os.environ["DAGSTER_PG_URL"] = local_pg("create-db", base, DAGSTER_DB)
@@ -223,7 +212,7 @@ def setup_env(start_embedded: bool = True) -> dict:
     elif not os.environ.get("DAGSTER_PG_URL"):
         # Dagster's own tables go in their own database on the warehouse's server.
         snippet = (
-            "import os,re,sys; from llama_pipeline.local_postgres import create_database;"
+            "import os,re,sys; from llama_bootstrap.local_postgres import create_database;"
             "u=re.sub(r'^postgres(ql)?(\\+\\w+)?://','postgresql://',os.environ['DATABASE_URL']);"
             f"print(create_database(u.split('?')[0], {DAGSTER_DB!r}))"
         )
@@ -247,70 +236,49 @@ def setup_env(start_embedded: bool = True) -> dict:
 # run
 
 
-_FAILURE_SNIPPET = r"""
-from dagster import DagsterInstance, DagsterEventType
-inst = DagsterInstance.get()
-runs = inst.get_runs(limit=1)
-if runs:
-    run = runs[0]
-    seen = set()
-    for ev in inst.all_logs(run.run_id):
-        de = ev.dagster_event
-        if de is None or de.event_type not in (DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE):
-            continue
-        err = getattr(de.event_specific_data, "error", None)
-        msgs = []
-        while err is not None:
-            msgs.append(err.message.strip())
-            err = err.cause
-        text = "\n    caused by: ".join(m for m in msgs if m) or (ev.message or "")
-        if text in seen:
-            continue
-        seen.add(text)
-        print(f"  {de.step_key or 'run'}: {text}")
-    print(f"  run id: {run.run_id}")
-"""
+def _pipeline_today() -> str:
+    """Today as the pipeline's clock says (llama_pipeline/clock.py: UTC, shifted by
+    LLAMA_CLOCK_OFFSET_SECONDS), so `run` asks for the day the raw assets will fetch."""
+    offset = float(os.environ.get("LLAMA_CLOCK_OFFSET_SECONDS", "").strip() or 0)
+    return (datetime.now(timezone.utc) + timedelta(seconds=offset)).date().isoformat()
 
-_COUNT_SNIPPET = r"""
-import os, re, sys, psycopg2
-url = re.sub(r'^postgres(ql)?(\+\w+)?://', 'postgresql://', os.environ['DATABASE_URL'])
-schema = os.environ.get('WAREHOUSE_SCHEMA') or 'public'
-day = sys.argv[1]
-with psycopg2.connect(url, connect_timeout=10) as conn, conn.cursor() as cur:
-    for t in sys.argv[2:]:
-        cur.execute("SELECT to_regclass(%s)", (f'"{schema}"."{t}"',))
-        if cur.fetchone()[0] is None:
-            print(f"  {t:16} (no such table)")
-            continue
-        cur.execute(f'SELECT count(*) FROM "{schema}"."{t}"')
-        n = cur.fetchone()[0]
-        extra = ''
-        if t == 'pool_snapshots':
-            try:
-                cur.execute(f'SELECT count(*) FROM "{schema}"."{t}" WHERE snapshot_date = %s', (day,))
-                extra = f'   ({cur.fetchone()[0]} for {day})'
-            except psycopg2.Error:
-                conn.rollback()
-        print(f"  {t:16} {n:>10}{extra}")
-"""
+
+def _run_args(args: list[str]) -> tuple[list[str], dict[str, str], str, bool]:
+    """(dagster partition options, tags the run will carry, label, verbose) from run's arguments."""
+    verbose = "--verbose" in args
+    rest = [a for a in args if a != "--verbose"]
+    usage = "usage: python3 llama.py run [--date YYYY-MM-DD | --range YYYY-MM-DD...YYYY-MM-DD] [--verbose]"
+    if not rest:
+        day = _pipeline_today()
+        return ["--partition", day], {"dagster/partition": day}, day, verbose
+    if len(rest) == 2 and rest[0] == "--date":
+        return ["--partition", rest[1]], {"dagster/partition": rest[1]}, rest[1], verbose
+    if len(rest) == 2 and rest[0] == "--range" and "..." in rest[1]:
+        start, end = rest[1].split("...", 1)
+        tags = {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
+        return ["--partition-range", rest[1]], tags, f"{start}...{end}", verbose
+    raise Fail(usage, 2)
 
 
 def cmd_run(args: list[str]) -> int:
-    day = datetime.now(timezone.utc).date().isoformat()
-    if args[:1] == ["--date"] and len(args) == 2:
-        day = args[1]
-    elif args:
-        raise Fail("usage: python3 llama.py run [--date YYYY-MM-DD]", 2)
+    partition, tags, label, verbose = _run_args(args)
     ensure_venv()
     info = setup_env()
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log = LOGS / f"run-{label.replace('...', '_')}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.log"
     say("applying migrations (alembic upgrade head)")
-    run_checked([venv_bin("alembic"), "upgrade", "head"], "alembic upgrade head", cwd=ROOT, env=venv_env())
-    say(f"materializing every asset for partition {day}")
-    cmd = [venv_bin("dagster"), "asset", "materialize", "-m", DEFS_MODULE, "--select", "*", "--partition", day]
-    rc = subprocess.run([str(c) for c in cmd], cwd=ROOT, env=venv_env()).returncode
+    with open(log, "w", encoding="utf-8") as out:
+        rc = subprocess.run([str(venv_bin("alembic")), "upgrade", "head"], cwd=ROOT, env=venv_env(),
+                            stdout=out, stderr=subprocess.STDOUT).returncode
     if rc != 0:
-        print(f"\n[llama] the run for {day} FAILED (exit code {rc}). What went wrong:", flush=True)
-        vpy("-c", _FAILURE_SNIPPET, capture=False, check=False)
+        print(log.read_text(errors="replace")[-4000:], file=sys.stderr)
+        raise Fail(f"alembic upgrade head failed (exit code {rc}); its output is above and in {log}.", rc)
+    say(f"materializing every asset for {label} (Dagster's full log: {log.relative_to(ROOT)})")
+    dagster = [venv_bin("dagster"), "asset", "materialize", "-m", DEFS_MODULE, "--select", "*", *partition]
+    report = ["-m", "llama_bootstrap.run_report", "--log", str(log), *(["--verbose"] if verbose else []),
+              *(f"--tag={k}={v}" for k, v in tags.items()), "--", *map(str, dagster)]
+    rc = vpy(*report, capture=False, check=False).returncode
+    if rc != 0:
         print(
             "[llama] No network? The source URLs are SOURCE_URL="
             f"{os.environ.get('SOURCE_URL', 'https://yields.llama.fi/pools')} and PROTOCOLS_URL="
@@ -319,11 +287,10 @@ def cmd_run(args: list[str]) -> int:
             flush=True,
         )
         return rc
-    print(f"\n[llama] loaded partition {day}. Rows per table:", flush=True)
-    vpy("-c", _COUNT_SNIPPET, day, *TABLES, capture=False, check=False)
     psql = info.get("psql") or "psql"
     if info["embedded"]:
-        look = f"{psql} '{os.environ['DATABASE_URL']}'"
+        # The password stays in the pgpass file: this line is safe to copy, share or log.
+        look = f"PGPASSFILE={os.environ['PGPASSFILE']} {psql} '{os.environ['DATABASE_URL']}'"
     else:
         look = f'{psql} "$DATABASE_URL"'
     print(
@@ -348,7 +315,7 @@ def cmd_test(args: list[str]) -> int:
         cmd = pytest
     else:
         say("TEST_DATABASE_URL not set: starting a throwaway PostgreSQL server for the tests")
-        cmd = [str(venv_python()), "-m", "llama_pipeline.local_postgres", "exec-temp",
+        cmd = [str(venv_python()), "-m", "llama_bootstrap", "exec-temp",
                "--env", "TEST_DATABASE_URL", "--", *pytest]
     return _foreground(cmd)
 
@@ -379,11 +346,12 @@ def cmd_db(args: list[str]) -> int:
             shutil.rmtree(DAGSTER_STORAGE)
             say(f"deleted Dagster's local files ({DAGSTER_STORAGE.relative_to(ROOT)})")
     elif action == "url":
-        proc = vpy("-m", "llama_pipeline.local_postgres", "url", str(PGDATA), check=False)
+        proc = vpy("-m", "llama_bootstrap", "url", str(PGDATA), check=False)
         if proc.returncode != 0:
             say("the embedded server is not running (start it: python3 llama.py db start)")
             return 1
         base = proc.stdout.strip().rsplit("/", 1)[0]
+        print(f"PGPASSFILE={PGPASS}")
         print(f"DATABASE_URL={base}/{WAREHOUSE_DB}")
         print(f"DAGSTER_PG_URL={base.replace('postgresql://', 'postgresql+psycopg2://', 1)}/{DAGSTER_DB}")
     return 0
@@ -405,7 +373,14 @@ def _foreground(cmd: list[str]) -> int:
             continue  # the child got the same Ctrl-C; wait for it to finish cleaning up
 
 
-COMMANDS = {"run": cmd_run, "test": cmd_test, "ui": cmd_ui, "db": cmd_db, "dagster": cmd_dagster}
+def cmd_dg(args: list[str]) -> int:
+    """Dagster's current CLI (dg dev, dg launch, dg check defs) on the same instance and warehouse."""
+    ensure_venv()
+    setup_env()
+    return _foreground([str(venv_bin("dg")), *args])
+
+
+COMMANDS = {"run": cmd_run, "test": cmd_test, "ui": cmd_ui, "db": cmd_db, "dagster": cmd_dagster, "dg": cmd_dg}
 
 
 def main(argv: list[str]) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -9,4 +11,15 @@ import dagster as dg
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+    # From the defs module itself, not from pyproject.toml's [tool.dg.project] (what
+    # dg.load_from_defs_folder reads): an installed wheel has no pyproject.toml beside the package.
+    # Quiet about beta/preview APIs (backfill_policy, the defs loader), as load_from_defs_folder is.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return dg.ComponentTree(
+            defs_module=importlib.import_module("llama_pipeline.defs"),
+            project_root=Path(__file__).resolve().parent.parent,
+            # No name of its own: the location takes the name its loader gives it (workspace.yaml's
+            # "llama_pipeline", dg's [tool.dg.project] one, or -m's module), with no mismatch warning.
+        ).build_defs()

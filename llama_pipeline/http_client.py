@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import datetime as dt
+import io
 import random
 import time
 from pathlib import Path
@@ -113,9 +114,11 @@ class _FileAdapter(requests.adapters.BaseAdapter):
             response.status_code = 200
             response.headers["Content-Type"] = "application/json"
         except OSError as error:
+            # A body to read (requests and the client stream it), so the 404 reaches the caller as a 404.
             response.status_code = 404
             response.reason = str(error)
-            response._content = b""
+            response.raw = urllib3.HTTPResponse(body=io.BytesIO(str(error).encode()), status=404,
+                                                preload_content=False)
         return response
 
     def close(self) -> None:

@@ -23,7 +23,8 @@ import psycopg2
 import psycopg2.extensions
 import sqlalchemy as sa
 
-from llama_pipeline import parsed_payloads, quarantine, raw_archive, schema
+from llama_pipeline import day_metadata, parsed_payloads, quarantine, raw_archive, schema
+from llama_pipeline.dimension_merge import attribute_upsert, fold_days, upsert_sql, with_kept_columns
 from llama_pipeline.gc_pause import paused_gc
 from llama_pipeline.partitions import days_of
 from llama_pipeline.pg_copy import copy_buffer
@@ -111,7 +112,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         failure = None
         try:
             if mode == ARCHIVE:
-                stats = self._archive(obj)
+                stats, per_day = self._archive(context, obj)
             else:
                 if isinstance(obj, pd.DataFrame):
                     day, = partition_days(context)
@@ -120,7 +121,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                     raise TypeError(f"{context.asset_key.to_user_string()} returned {type(obj).__name__}; "
                                     "expected DailyBatches or a DataFrame")
                 with paused_gc():  # building and serializing a day's rows: see gc_pause
-                    stats = self._write_table(context, table, mode, meta.get("partition_expr"), obj)
+                    stats, per_day = self._write_table(context, table, mode, meta.get("partition_expr"), obj)
         except psycopg2.Error as error:
             # Raised outside the except block, so the unscrubbed driver error is not kept as context;
             # a scrubbed copy of it (with its traceback) is the cause.
@@ -131,9 +132,9 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         stats["write_seconds"] = round(time.perf_counter() - started, 3)
         stats["dagster/table_name"] = f"{self.warehouse.schema_name}.{table.name}"
         stats["dagster/column_schema"] = column_schema(table)
-        context.add_output_metadata(stats)
+        day_metadata.publish(context, stats, per_day)
 
-    def _archive(self, obj: FetchedPayloads) -> dict:
+    def _archive(self, context: dg.OutputContext, obj: FetchedPayloads) -> tuple[dict, dict]:
         # Only the rows being written are locked (one key per endpoint and day): today's capture never
         # queues behind a range run that holds the warehouse tables' locks for its whole write.
         with self.warehouse.connection() as conn:
@@ -143,7 +144,28 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                         self.warehouse.schema_name, payload.endpoint, payload.partition_date),))
             written = raw_archive.store(conn, self.warehouse.schema_name, obj.fetched)
             quarantine.release(conn, self.warehouse.schema_name, obj.held)
-        return {"payloads_archived": written, "payloads_kept": len(obj.kept)}
+            # Every stored day's own payload figures (the asset's metadata describes today's fetch only).
+            with conn.cursor() as cur:
+                cur.execute(
+                    f"SELECT partition_date, record_count, size_bytes, sha256, fetched_at FROM "
+                    f"{self._qualified('raw_payloads')} WHERE endpoint = %s AND partition_date = ANY(%s)",
+                    (obj.endpoint, list(partition_days(context))),
+                )
+                stored = {row[0]: row[1:] for row in cur.fetchall()}
+        fetched = {payload.partition_date for payload in obj.fetched}
+        per_day: dict[dt.date, dict] = {}
+        for day in partition_days(context):
+            if day in stored:
+                records, size, sha256, fetched_at = stored[day]
+                per_day[day] = {"payload": "fetched in this run" if day in fetched else "stored earlier, kept as it was",
+                                "payloads_archived": int(day in fetched), "dagster/row_count": records,
+                                "size_bytes": size, "sha256": sha256, "fetched_at": fetched_at.isoformat()}
+            else:
+                per_day[day] = {"payload": f"none: /{obj.endpoint} serves only today and no payload is stored for "
+                                "this day, so its rows can only come from chart history",
+                                "payloads_archived": 0, "dagster/row_count": 0, "size_bytes": 0, "sha256": "",
+                                "fetched_at": "never"}
+        return {"payloads_archived_in_run": written, "payloads_kept": len(obj.kept)}, per_day
 
     def _lock(self, conn: psycopg2.extensions.connection, table: sa.Table) -> None:
         with conn.cursor() as cur:
@@ -155,16 +177,15 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
     def _write_table(
         self, context: dg.OutputContext, table: sa.Table, mode: str, partition_expr: str | None,
         batches: DailyBatches,
-    ) -> dict:
+    ) -> tuple[dict, dict[dt.date, dict]]:
+        """Write the run's days in one transaction; return the run's figures and each day's own."""
         days = partition_days(context)
         if set(batches.days) - set(days):
             raise ValueError(f"batches for days outside the run's partitions: {sorted(set(batches.days) - set(days))}")
         asset = context.asset_key.to_user_string()
         columns = list(table.columns)
-        rows = inserted = updated = rejected = 0
-        sources: dict[str, int] = {}  # days filled from each payload, for range runs
+        per_day: dict[dt.date, dict] = {day: {"dagster/row_count": 0, "rejected": 0} for day in days}
         folded: pd.DataFrame | None = None  # upserts: the range's rows, one per key
-        last: DailyBatch | None = None
         with self.warehouse.connection() as conn, conn.cursor() as cur:
             self._lock(conn, table)
             cur.execute(
@@ -172,25 +193,30 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                 (asset, days[0], days[-1]),
             )
             if mode == REPLACE_PARTITION:
+                column = quote_ident(partition_expr)
                 cur.execute(
-                    f"DELETE FROM {self._qualified(table.name)} WHERE {quote_ident(partition_expr)} BETWEEN %s AND %s",
+                    f"WITH gone AS (DELETE FROM {self._qualified(table.name)} WHERE {column} BETWEEN %s AND %s "
+                    f"RETURNING {column} AS day) SELECT day, count(*) FROM gone GROUP BY day",
                     (days[0], days[-1]),
                 )
-                replaced = cur.rowcount
+                for day, count in cur.fetchall():
+                    per_day[day]["replaced"] = count
             else:
                 cur.execute(
                     f"CREATE TEMP TABLE _stage (LIKE {self._qualified(table.name)} INCLUDING DEFAULTS) ON COMMIT DROP"
                 )
-                upsert_sql = _upsert_sql(self._qualified(table.name), table)
+                merge = upsert_sql(self._qualified(table.name), table)
             column_list = ", ".join(quote_ident(c.name) for c in columns)
             for batch in batches:
                 frame = batch.rows
+                figures = per_day[batch.day]
                 if mode == REPLACE_PARTITION:
                     cur.copy_expert(f"COPY {self._qualified(table.name)} ({column_list}) FROM STDIN",
                                     copy_buffer(frame, columns))
-                    inserted += len(frame)
+                    figures["inserted"] = len(frame)
+                    figures.setdefault("replaced", 0)
                 else:
-                    folded = _fold_days(folded, _with_kept_columns(frame, table), table, seen_only=batch.seen_only)
+                    folded = fold_days(folded, with_kept_columns(frame, table), table, seen_only=batch.seen_only)
                 if batch.rejects:
                     reject_frame = pd.DataFrame(
                         [(asset, batch.day, r.record_index, r.record_key, r.reason, r.record) for r in batch.rejects],
@@ -200,41 +226,37 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                         f"COPY {self._qualified('rejects')} ({', '.join(c.name for c in _REJECT_COLUMNS)}) FROM STDIN",
                         copy_buffer(reject_frame, _REJECT_COLUMNS),
                     )
-                rows += len(frame)
-                rejected += len(batch.rejects)
-                source = batch.summary.get("source")
+                figures["dagster/row_count"] = len(frame)
+                figures["rejected"] = len(batch.rejects)
+                figures.update(batch.summary)
+                if len(frame):
+                    figures["preview"] = dg.MetadataValue.md(_markdown_preview(frame))
+            run_wide: dict = {"days": len(days)}
+            if mode == UPSERT:
+                if folded is not None:
+                    # One merge for the whole range: each key once, as of its newest day, however many days.
+                    cur.copy_expert(f"COPY _stage ({column_list}) FROM STDIN", copy_buffer(folded, columns))
+                    cur.execute(merge)
+                    written = cur.fetchall()
+                else:
+                    written = []
+                attribute_upsert(per_day, written)
+                # A dimension, thousands of rows; counting the facts would grow with history.
+                cur.execute(f"SELECT count(*) FROM {self._qualified(table.name)}")
+                run_wide["table_rows"] = cur.fetchone()[0]
+                if len(days) > 1:
+                    run_wide["keys_in_run"] = 0 if folded is None else len(folded)
+        if len(days) > 1:
+            run_wide["run_rows"] = sum(f["dagster/row_count"] for f in per_day.values())
+            run_wide["run_inserted"] = sum(f.get("inserted", 0) for f in per_day.values())
+            run_wide["run_rejected"] = sum(f["rejected"] for f in per_day.values())
+            sources: dict[str, int] = {}  # days filled from each payload
+            for figures in per_day.values():
+                source = figures.get("source")
                 if source:
                     sources[source] = sources.get(source, 0) + 1
-                last = batch
-            if mode == UPSERT and folded is not None:
-                # One merge for the whole range: each key once, as of its newest day, however many days.
-                cur.copy_expert(f"COPY _stage ({column_list}) FROM STDIN", copy_buffer(folded, columns))
-                cur.execute(upsert_sql)
-                inserted, updated = cur.fetchone()
-                rows = len(folded)
-            table_rows = None
-            if mode == UPSERT:  # a dimension, thousands of rows; counting the facts would grow with history
-                cur.execute(f"SELECT count(*) FROM {self._qualified(table.name)}")
-                table_rows = cur.fetchone()[0]
-        stats: dict = {
-            "dagster/row_count": rows,
-            "inserted": inserted,
-            "rejected": rejected,
-            "days": len(days),
-        }
-        if table_rows is not None:
-            stats["table_rows"] = table_rows
-        if mode == REPLACE_PARTITION:
-            stats["replaced"] = replaced
-        else:
-            stats["updated"] = updated
-            stats["unchanged"] = rows - inserted - updated
-        stats.update({f"days_from_{source}": count for source, count in sorted(sources.items())})
-        if last is not None:
-            stats.update(last.summary)
-            if len(last.rows):
-                stats["preview"] = dg.MetadataValue.md(_markdown_preview(last.rows))
-        return stats
+            run_wide.update({f"run_days_from_{source}": count for source, count in sorted(sources.items())})
+        return run_wide, per_day
 
     # -- reading -------------------------------------------------------------------------------------
 
@@ -254,91 +276,3 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             cur.execute(query, params)
             names = [d.name for d in cur.description]
             return pd.DataFrame(cur.fetchall(), columns=names)
-
-
-def _fold_days(
-    folded: pd.DataFrame | None, frame: pd.DataFrame, table: sa.Table, seen_only: bool = False
-) -> pd.DataFrame:
-    """Merge a newer day's dimension rows into the range's: per key, the newest day's attributes, the
-    earliest first-seen day, and the union of union-merged columns, as the upsert itself would.
-
-    ``seen_only`` rows (carried from the table, not read from that day's payload) only move the seen
-    dates of keys the range already has, so they never put older attributes over a newer day's."""
-    if folded is None or folded.empty:
-        return frame
-    if frame.empty:
-        return folded
-    key = [c.name for c in table.primary_key]
-    if seen_only:
-        known = folded.set_index(key)
-        incoming = frame.set_index(key)
-        overlap = incoming.index.intersection(known.index)
-        known.loc[overlap, schema.LAST_SEEN] = incoming.loc[overlap, schema.LAST_SEEN]
-        return pd.concat([known, incoming.drop(overlap)]).reset_index()[[c.name for c in table.columns]]
-    both = pd.concat([folded, frame], ignore_index=True)
-    grouped = both.groupby(key, sort=False)
-    merged = both.drop_duplicates(subset=key, keep="last").set_index(key)  # days arrive in ascending order
-    merged[schema.FIRST_SEEN] = grouped[schema.FIRST_SEEN].min()
-    for column in table.columns:
-        if column.info.get("merge") == "union":
-            merged[column.name] = grouped[column.name].agg(
-                lambda lists: sorted({item for values in lists if values is not None for item in values}))
-        elif column.info.get("merge") == "keep_known":
-            placeholder = column.info["placeholder"]
-            known = both[both[column.name] != placeholder].groupby(key, sort=False)[column.name].last()
-            merged.loc[known.index, column.name] = known
-    return merged.reset_index()[[c.name for c in table.columns]]
-
-
-def _with_kept_columns(frame: pd.DataFrame, table: sa.Table) -> pd.DataFrame:
-    """A dimension's rows with its "keep" columns, NULL where the payload behind them does not carry
-    them (the ``chains`` rows of /pools lack /v2/chains' ids): the upsert keeps the stored values."""
-    missing = [c.name for c in table.columns if c.info.get("merge") == "keep" and c.name not in frame.columns]
-    if not missing:
-        return frame
-    return frame.assign(**dict.fromkeys(missing)).reindex(columns=[c.name for c in table.columns])
-
-
-def _upsert_sql(target: str, table: sa.Table) -> str:
-    """INSERT ... ON CONFLICT from ``_stage``; returns (inserted, updated) counts.
-
-    Attributes take the incoming value only when the incoming day is at least as new as the stored
-    last-seen day; union columns (``chains.aliases``) merge; rows whose merged values equal the stored
-    ones are left untouched, so re-running a day rewrites nothing.
-    """
-    key = [c.name for c in table.primary_key]
-    names = [c.name for c in table.columns]
-    newer = f"EXCLUDED.{schema.LAST_SEEN} >= t.{schema.LAST_SEEN}"
-    merged: dict[str, str] = {}
-    for column in table.columns:
-        name = quote_ident(column.name)
-        if column.name in key:
-            continue
-        if column.name == schema.FIRST_SEEN:
-            merged[name] = f"LEAST(t.{name}, EXCLUDED.{name})"
-        elif column.name == schema.LAST_SEEN:
-            merged[name] = f"GREATEST(t.{name}, EXCLUDED.{name})"
-        elif column.info.get("merge") == "union":
-            # Byte order, as Python sorts the aliases, so that a re-run compares equal on any collation.
-            merged[name] = (f'ARRAY(SELECT DISTINCT x COLLATE "C" FROM unnest(t.{name} || EXCLUDED.{name}) AS x '
-                            'ORDER BY 1)')
-        elif column.info.get("merge") == "keep":
-            merged[name] = (f"CASE WHEN {newer} THEN coalesce(EXCLUDED.{name}, t.{name}) "
-                            f"ELSE coalesce(t.{name}, EXCLUDED.{name}) END")
-        elif column.info.get("merge") == "keep_known":
-            placeholder = column.info["placeholder"].replace("'", "''")
-            merged[name] = f"CASE WHEN {newer} AND EXCLUDED.{name} <> '{placeholder}' THEN EXCLUDED.{name} ELSE t.{name} END"
-        else:
-            merged[name] = f"CASE WHEN {newer} THEN EXCLUDED.{name} ELSE t.{name} END"
-    column_list = ", ".join(quote_ident(n) for n in names)
-    return f"""
-        WITH written AS (
-            INSERT INTO {target} AS t ({column_list})
-            SELECT {column_list} FROM _stage
-            ON CONFLICT ({", ".join(quote_ident(k) for k in key)}) DO UPDATE SET
-                {", ".join(f"{name} = {expr}" for name, expr in merged.items())}
-            WHERE ({", ".join(f"t.{name}" for name in merged)}) IS DISTINCT FROM ({", ".join(merged.values())})
-            RETURNING (xmax = 0) AS is_insert
-        )
-        SELECT count(*) FILTER (WHERE is_insert), count(*) FILTER (WHERE NOT is_insert) FROM written
-    """

@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import os
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import psycopg2.extensions
 
@@ -65,33 +64,6 @@ class Verdict:
     description: str
     metadata: dict = dataclasses.field(default_factory=dict)
     skipped: bool = False  # nothing to judge for this day (e.g. filled from chart history)
-
-
-def combine(days: Sequence[dt.date], rule: Callable[[dt.date], Verdict]) -> Verdict:
-    """One verdict for a run's days (a range run yields one check result): failed if any day failed;
-    the metadata of a single day as is, of several days keyed by day."""
-    verdicts = {day: rule(day) for day in days}
-    if len(verdicts) == 1:
-        return next(iter(verdicts.values()))
-    failed = [day for day, v in verdicts.items() if not v.passed]
-    judged = [day for day, v in verdicts.items() if not v.skipped]
-    if failed:
-        description = f"{len(failed)} of {len(days)} days failed: " + "; ".join(
-            f"{day.isoformat()}: {verdicts[day].description}" for day in failed[:5]
-        )
-    else:
-        description = f"all {len(judged)} judged days of {len(days)} passed"
-    metadata = {
-        "days": len(days),
-        "days_failed": [day.isoformat() for day in failed],
-        "by_day": {day.isoformat(): {"passed": v.passed, "description": v.description, **_jsonable(v.metadata)}
-                   for day, v in list(verdicts.items())[:60]},
-    }
-    return Verdict(not failed, description, metadata, skipped=not judged)
-
-
-def _jsonable(metadata: dict) -> dict:
-    return json.loads(json.dumps(metadata, default=str))
 
 
 class Warehouse:

@@ -62,7 +62,7 @@ raw_payloads = sa.Table(
 raw_payload_quarantine = sa.Table(
     "raw_payload_quarantine",
     metadata,
-    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True, comment="Row id."),
     sa.Column("endpoint", sa.Text, nullable=False,
               comment="Which payload: 'pools', 'protocols', 'lend_borrow' or 'chain_list'."),
     sa.Column("partition_date", sa.Date, nullable=False, comment="UTC day the capture was fetched for."),
@@ -106,21 +106,21 @@ projects = sa.Table(
     sa.Column("chain", sa.Text, comment="Main chain label ('Multi-Chain' when several), canonical name."),
     sa.Column("chains", TEXT_ARRAY, comment="Canonical names of the chains it is deployed on."),
     sa.Column("audits", sa.Integer, comment="Number of audits."),
-    sa.Column("audit_note", sa.Text),
-    sa.Column("audit_links", TEXT_ARRAY),
+    sa.Column("audit_note", sa.Text, comment="Note on the audits (audit_note)."),
+    sa.Column("audit_links", TEXT_ARRAY, comment="Links to audit reports (audit_links)."),
     sa.Column("parent_protocol", sa.Text, comment="Slug of the parent protocol ('parent#' removed)."),
-    sa.Column("forked_from", TEXT_ARRAY),
-    sa.Column("oracles", TEXT_ARRAY),
-    sa.Column("url", sa.Text),
-    sa.Column("description", sa.Text),
-    sa.Column("logo", sa.Text),
-    sa.Column("twitter", sa.Text),
-    sa.Column("github", TEXT_ARRAY),
-    sa.Column("gecko_id", sa.Text),
-    sa.Column("cmc_id", sa.Text),
+    sa.Column("forked_from", TEXT_ARRAY, comment="Protocols it was forked from (forkedFrom)."),
+    sa.Column("oracles", TEXT_ARRAY, comment="Oracles it uses (oracles)."),
+    sa.Column("url", sa.Text, comment="Website (url)."),
+    sa.Column("description", sa.Text, comment="Description (description)."),
+    sa.Column("logo", sa.Text, comment="Logo URL (logo)."),
+    sa.Column("twitter", sa.Text, comment="Twitter/X handle (twitter)."),
+    sa.Column("github", TEXT_ARRAY, comment="GitHub organisations (github)."),
+    sa.Column("gecko_id", sa.Text, comment="CoinGecko id (gecko_id)."),
+    sa.Column("cmc_id", sa.Text, comment="CoinMarketCap id (cmcId)."),
     sa.Column("address", sa.Text, comment="Token address as sent (may carry a 'chain:' prefix)."),
     sa.Column("module", sa.Text, comment="DeFiLlama adapter module."),
-    sa.Column("methodology", sa.Text),
+    sa.Column("methodology", sa.Text, comment="How DeFiLlama computes its TVL (methodology)."),
     sa.Column("listed_at", sa.DateTime(timezone=True), comment="When DeFiLlama listed it."),
     sa.Column("dead_from", sa.Date, comment="Day the protocol was marked dead."),
     sa.Column("tvl", sa.Float, comment="TVL in USD."),
@@ -149,45 +149,59 @@ pools = sa.Table(
     sa.Column("pool_meta", sa.Text, comment="Free-text qualifier that tells apart pools sharing a symbol."),
     sa.Column("exposure", sa.Text, comment="'single' or 'multi'."),
     sa.Column("il_risk", sa.Text, comment="Impermanent-loss risk: 'yes' or 'no'."),
-    sa.Column("stablecoin", sa.Boolean),
-    sa.Column("underlying_tokens", TEXT_ARRAY),
-    sa.Column("reward_tokens", TEXT_ARRAY),
+    sa.Column("stablecoin", sa.Boolean, comment="Whether the pool is a stablecoin pool (stablecoin)."),
+    sa.Column("underlying_tokens", TEXT_ARRAY, comment="Token addresses deposited (underlyingTokens)."),
+    sa.Column("reward_tokens", TEXT_ARRAY, comment="Token addresses paid as rewards (rewardTokens)."),
     *_seen_columns(),
     sa.Index("ix_pools_chain", "chain"),
     sa.Index("ix_pools_project", "project"),
     comment="One row per yield pool, attributes as of the newest day seen.",
 )
 
-SNAPSHOT_METRICS: dict[str, sa.types.TypeEngine] = {
-    "tvl_usd": sa.Float(),
-    "apy": sa.Float(),
-    "apy_base": sa.Float(),
-    "apy_reward": sa.Float(),
-    "apy_pct_1d": sa.Float(),
-    "apy_pct_7d": sa.Float(),
-    "apy_pct_30d": sa.Float(),
-    "apy_base_7d": sa.Float(),
-    "apy_mean_30d": sa.Float(),
-    "apy_base_inception": sa.Float(),
-    "il_7d": sa.Float(),
-    "volume_usd_1d": sa.Float(),
-    "volume_usd_7d": sa.Float(),
-    "mu": sa.Float(),
-    "sigma": sa.Float(),
-    "count": sa.Integer(),
-    "outlier": sa.Boolean(),
-    "predicted_class": sa.Text(),
-    "predicted_probability": sa.Float(),
-    "binned_confidence": sa.Integer(),
+# Every daily metric of a /pools record: column -> (type, meaning, with the API's field name).
+SNAPSHOT_METRICS: dict[str, tuple[sa.types.TypeEngine, str]] = {
+    "tvl_usd": (sa.Float(), "Total value locked, USD (tvlUsd)."),
+    "apy": (sa.Float(), "Total APY, percent: base + reward (apy)."),
+    "apy_base": (sa.Float(), "APY from fees/interest, percent (apyBase)."),
+    "apy_reward": (sa.Float(), "APY from reward tokens, percent (apyReward)."),
+    "apy_pct_1d": (sa.Float(), "APY change over 1 day, points (apyPct1D)."),
+    "apy_pct_7d": (sa.Float(), "APY change over 7 days, points (apyPct7D)."),
+    "apy_pct_30d": (sa.Float(), "APY change over 30 days, points (apyPct30D)."),
+    "apy_base_7d": (sa.Float(), "7-day base APY, percent (apyBase7d)."),
+    "apy_mean_30d": (sa.Float(), "30-day mean APY, percent (apyMean30d)."),
+    "apy_base_inception": (sa.Float(), "Base APY since inception, percent (apyBaseInception)."),
+    "il_7d": (sa.Float(), "7-day impermanent loss (il7d)."),
+    "volume_usd_1d": (sa.Float(), "Trading volume over 1 day, USD (volumeUsd1d)."),
+    "volume_usd_7d": (sa.Float(), "Trading volume over 7 days, USD (volumeUsd7d)."),
+    "mu": (sa.Float(), "Mean of the APY series (mu)."),
+    "sigma": (sa.Float(), "Standard deviation of the APY series (sigma)."),
+    "count": (sa.Integer(), "Points in the APY series (count)."),
+    "outlier": (sa.Boolean(), "DeFiLlama flags the APY as an outlier (outlier)."),
+    "predicted_class": (sa.Text(), "DeFiLlama's APY forecast class (predictions.predictedClass)."),
+    "predicted_probability": (sa.Float(), "Its probability, percent (predictions.predictedProbability)."),
+    "binned_confidence": (sa.Integer(), "Its confidence bin, 1-3 (predictions.binnedConfidence)."),
 }
+
+
+def _metric_columns(names=SNAPSHOT_METRICS) -> list[sa.Column]:
+    return [sa.Column(name, SNAPSHOT_METRICS[name][0], comment=SNAPSHOT_METRICS[name][1]) for name in names]
+
+
+def _like(table: sa.Table, *names: str, comment: str | None = None) -> list[sa.Column]:
+    """Columns copied from another table: same type, nullability and meaning (one description)."""
+    return [sa.Column(name, table.c[name].type, nullable=table.c[name].nullable,
+                      comment=comment or table.c[name].comment) for name in names]
+
 
 pool_snapshots = sa.Table(
     "pool_snapshots",
     metadata,
-    sa.Column("pool_id", pg.UUID(as_uuid=False), sa.ForeignKey("pools.pool_id"), primary_key=True),
+    sa.Column("pool_id", pg.UUID(as_uuid=False), sa.ForeignKey("pools.pool_id"), primary_key=True,
+              comment="The pool (pools.pool_id)."),
     sa.Column("snapshot_date", sa.Date, primary_key=True, comment="UTC day the snapshot describes."),
-    *(sa.Column(name, type_) for name, type_ in SNAPSHOT_METRICS.items()),
-    sa.Column("source", sa.Text, nullable=False, comment="Payload that filled the row: 'pools' (/pools) or 'chart' (/chart history)."),
+    *_metric_columns(),
+    sa.Column("source", sa.Text, nullable=False,
+              comment="Payload that filled the row: 'pools' (/pools) or 'chart' (/chart history)."),
     sa.Column("extra", pg.JSONB, comment="Fields the API added that have no column yet, as sent."),
     sa.Index("ix_pool_snapshots_snapshot_date", "snapshot_date"),
     comment="One row per pool per day with every daily metric of /pools.",
@@ -196,7 +210,7 @@ pool_snapshots = sa.Table(
 rejects = sa.Table(
     "rejects",
     metadata,
-    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True, comment="Row id."),
     sa.Column("asset", sa.Text, nullable=False, comment="Asset that set the record aside."),
     sa.Column("partition_date", sa.Date, nullable=False, comment="Day of the payload."),
     sa.Column("record_index", sa.Integer, nullable=False, comment="Position of the record in the payload."),
@@ -231,8 +245,8 @@ pool_chart_points = sa.Table(
     metadata,
     sa.Column("snapshot_date", sa.Date, primary_key=True, comment="UTC day of the point (the day's last)."),
     sa.Column("pool_id", pg.UUID(as_uuid=False), primary_key=True, comment="Pool the point belongs to."),
-    *(sa.Column(name, sa.Float) for name in CHART_METRICS),
-    sa.Column("price_per_share", sa.Float),
+    *_metric_columns(CHART_METRICS),
+    sa.Column("price_per_share", sa.Float, comment="Price per share of the pool's token (pricePerShare)."),
     comment="Each stored chart's daily points, one row per pool per day, for filling past snapshots.",
 )
 
@@ -241,22 +255,44 @@ pool_chart_points = sa.Table(
 
 def _stats_columns() -> list[sa.Column]:
     return [
-        sa.Column("pool_count", sa.BigInteger, nullable=False),
-        sa.Column("total_tvl_usd", sa.Float),
-        sa.Column("stablecoin_tvl_usd", sa.Float),
-        sa.Column("mean_apy", sa.Float),
-        sa.Column("median_apy", sa.Float),
-        sa.Column("tvl_weighted_apy", sa.Float),
-        sa.Column("max_apy", sa.Float),
-        sa.Column("outlier_count", sa.BigInteger, nullable=False),
+        sa.Column("pool_count", sa.BigInteger, nullable=False, comment="Pools with a snapshot that day."),
+        sa.Column("total_tvl_usd", sa.Float, comment="Sum of the pools' TVL, USD."),
+        sa.Column("stablecoin_tvl_usd", sa.Float, comment="TVL of the stablecoin pools, USD (NULL when none)."),
+        sa.Column("mean_apy", sa.Float, comment="Mean APY of the pools, percent (outliers included)."),
+        sa.Column("median_apy", sa.Float, comment="Median APY of the pools, percent."),
+        sa.Column("tvl_weighted_apy", sa.Float,
+                  comment="APY weighted by TVL, percent: what a dollar spread like the TVL earns."),
+        sa.Column("max_apy", sa.Float, comment="Highest APY, percent."),
+        sa.Column("outlier_count", sa.BigInteger, nullable=False, comment="Pools DeFiLlama flags as outliers."),
     ]
+
+
+def _day(comment: str = "Day of the snapshots.", **kwargs) -> sa.Column:
+    return sa.Column("snapshot_date", sa.Date, comment=comment, **kwargs)
+
+
+def _window(days: int) -> list[sa.Column]:
+    return [
+        sa.Column(f"apy_avg_{days}d", sa.Float, comment=f"Mean APY over the {days} days ending on the day, percent."),
+        sa.Column(f"apy_stddev_{days}d", sa.Float, comment=f"Sample standard deviation of the daily APY over those "
+                  f"{days} days (volatility); NULL with one day."),
+    ]
+
+
+def _window_days(days: int) -> sa.Column:
+    return sa.Column(f"apy_days_{days}d", sa.BigInteger, nullable=False, comment=f"Days with an APY among those {days}.")
+
+
+def _project_columns() -> list[sa.Column]:
+    return [sa.Column("project_name", sa.Text, comment="The project's display name (NULL for a project /protocols lacks)."),
+            sa.Column("project_category", sa.Text, comment="The project's category.")]
 
 
 chain_daily_stats = sa.Table(
     "chain_daily_stats",
     metadata,
-    sa.Column("chain", sa.Text, primary_key=True),
-    sa.Column("snapshot_date", sa.Date, primary_key=True),
+    sa.Column("chain", sa.Text, primary_key=True, comment="Canonical chain name."),
+    _day(primary_key=True),
     *_stats_columns(),
     sa.Index("ix_chain_daily_stats_snapshot_date", "snapshot_date"),
     comment="Per day per chain: pools, TVL, stablecoin TVL, mean, median, TVL-weighted and max APY, "
@@ -266,11 +302,10 @@ chain_daily_stats = sa.Table(
 project_daily_stats = sa.Table(
     "project_daily_stats",
     metadata,
-    sa.Column("project", sa.Text, primary_key=True),
-    sa.Column("snapshot_date", sa.Date, primary_key=True),
-    sa.Column("project_name", sa.Text),
-    sa.Column("project_category", sa.Text),
-    sa.Column("chain_count", sa.BigInteger, nullable=False),
+    sa.Column("project", sa.Text, primary_key=True, comment="Project slug."),
+    _day(primary_key=True),
+    *_project_columns(),
+    sa.Column("chain_count", sa.BigInteger, nullable=False, comment="Chains the project's pools are on that day."),
     *_stats_columns(),
     sa.Index("ix_project_daily_stats_snapshot_date", "snapshot_date"),
     comment="Per day per project: pools, chains, TVL, stablecoin TVL, mean, median, TVL-weighted and max "
@@ -280,24 +315,16 @@ project_daily_stats = sa.Table(
 pool_latest = sa.Table(
     "pool_latest",
     metadata,
-    sa.Column("pool_id", pg.UUID(as_uuid=False), primary_key=True),
-    sa.Column("chain", sa.Text, nullable=False),
-    sa.Column("project", sa.Text, nullable=False),
-    sa.Column("project_name", sa.Text),
-    sa.Column("project_category", sa.Text),
-    sa.Column("symbol", sa.Text),
-    sa.Column("pool_meta", sa.Text),
-    sa.Column("exposure", sa.Text),
-    sa.Column("il_risk", sa.Text),
-    sa.Column("stablecoin", sa.Boolean),
-    sa.Column("underlying_tokens", TEXT_ARRAY),
-    sa.Column("reward_tokens", TEXT_ARRAY),
-    sa.Column(FIRST_SEEN, sa.Date, nullable=False),
-    sa.Column(LAST_SEEN, sa.Date, nullable=False),
-    sa.Column("snapshot_date", sa.Date, nullable=False),
-    sa.Column("is_current", sa.Boolean, nullable=False),
-    *(sa.Column(name, type_) for name, type_ in SNAPSHOT_METRICS.items()),
-    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("pool_id", pg.UUID(as_uuid=False), primary_key=True, comment=pools.c.pool_id.comment),
+    *_like(pools, "chain", "project"),
+    *_project_columns(),
+    *_like(pools, "symbol", "pool_meta", "exposure", "il_risk", "stablecoin", "underlying_tokens", "reward_tokens",
+           FIRST_SEEN, LAST_SEEN),
+    _day("Day of the pool's newest snapshot.", nullable=False),
+    sa.Column("is_current", sa.Boolean, nullable=False, comment="True when that day is the newest day in "
+              "pool_snapshots."),
+    *_metric_columns(),
+    *_like(pool_snapshots, "source"),
     sa.Index("ix_pool_latest_chain", "chain"),
     sa.Index("ix_pool_latest_project", "project"),
     comment="Each pool's newest snapshot with its pool and project attributes (is_current: the snapshot "
@@ -307,24 +334,18 @@ pool_latest = sa.Table(
 pool_apy_stats = sa.Table(
     "pool_apy_stats",
     metadata,
-    sa.Column("pool_id", pg.UUID(as_uuid=False), primary_key=True),
-    sa.Column("chain", sa.Text, nullable=False),
-    sa.Column("project", sa.Text, nullable=False),
-    sa.Column("symbol", sa.Text),
-    sa.Column("pool_meta", sa.Text),
-    sa.Column("stablecoin", sa.Boolean),
-    sa.Column("as_of_date", sa.Date, nullable=False),
-    sa.Column("apy", sa.Float),
-    sa.Column("tvl_usd", sa.Float),
-    sa.Column("apy_avg_7d", sa.Float),
-    sa.Column("apy_stddev_7d", sa.Float),
-    sa.Column("apy_days_7d", sa.BigInteger, nullable=False),
-    sa.Column("apy_avg_30d", sa.Float),
-    sa.Column("apy_stddev_30d", sa.Float),
-    sa.Column("apy_min_30d", sa.Float),
-    sa.Column("apy_max_30d", sa.Float),
-    sa.Column("apy_days_30d", sa.BigInteger, nullable=False),
-    sa.Column("tvl_avg_30d", sa.Float),
+    sa.Column("pool_id", pg.UUID(as_uuid=False), primary_key=True, comment=pools.c.pool_id.comment),
+    *_like(pools, "chain", "project", "symbol", "pool_meta", "stablecoin"),
+    sa.Column("as_of_date", sa.Date, nullable=False, comment="The newest snapshot day: the windows end here."),
+    sa.Column("apy", sa.Float, comment="APY on as_of_date (NULL when the pool has no snapshot that day)."),
+    sa.Column("tvl_usd", sa.Float, comment="TVL on as_of_date, USD."),
+    *_window(7),
+    _window_days(7),
+    *_window(30),
+    sa.Column("apy_min_30d", sa.Float, comment="Lowest APY over the 30 days."),
+    sa.Column("apy_max_30d", sa.Float, comment="Highest APY over the 30 days."),
+    _window_days(30),
+    sa.Column("tvl_avg_30d", sa.Float, comment="Mean TVL over the 30 days, USD."),
     sa.Index("ix_pool_apy_stats_chain", "chain"),
     sa.Index("ix_pool_apy_stats_project", "project"),
     comment="Per pool, as of the newest snapshot day: APY mean, sample standard deviation and days over the "

@@ -34,7 +34,7 @@ def server_url() -> Iterator[str]:
     if configured:
         yield configured
         return
-    from llama_pipeline import local_postgres
+    from llama_bootstrap import local_postgres
 
     with local_postgres.temporary_server() as url:
         yield url

@@ -18,13 +18,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from llama_pipeline_tests.ui_server import DAGSTER_YAML, ROOT
+from llama_pipeline_tests.ui_server import DAGSTER_YAML, ROOT, repository_run_coordinator
 
-QUEUED = DAGSTER_YAML.replace(
-    "  module: dagster._core.run_coordinator\n  class: DefaultRunCoordinator\n",
-    "  module: dagster._core.run_coordinator\n  class: QueuedRunCoordinator\n",
-)
-assert QUEUED != DAGSTER_YAML
+# The repository's own run coordinator (dagster.yaml: queued, dequeued by the daemon).
+QUEUED = DAGSTER_YAML.replace("{run_coordinator}", repository_run_coordinator())
+assert "QueuedRunCoordinator" in QUEUED
 
 
 @dataclass

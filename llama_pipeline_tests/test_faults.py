@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from llama_pipeline import local_postgres
+from llama_bootstrap import local_postgres
 from llama_pipeline.defs.ingestion.assets import FETCH_RETRY_POLICY, raw_pools, raw_protocols
 from llama_pipeline.partitions import utc_today
 from llama_pipeline_tests.testing import synthetic
@@ -82,7 +82,8 @@ def test_postgres_restart_mid_run_fails_cleanly_and_a_rerun_completes(big_day):
     data_dir = base / "pgdata"
     try:
         os.chmod(base, 0o711)
-        url = local_postgres.ensure_server(data_dir, port=local_postgres._any_free_port(), fast=True)
+        url = local_postgres.url_with_password(
+            data_dir, local_postgres.ensure_server(data_dir, port=local_postgres.any_free_port(), fast=True))
         database_url = local_postgres.create_database(url, "faults")
         schema = "restart"
         migrate_to_head(database_url, schema)

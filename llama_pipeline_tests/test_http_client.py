@@ -134,3 +134,13 @@ def test_total_time_is_bounded(http: PayloadServer):
     with pytest.raises(FetchError):
         client(read_timeout=0.5, max_attempts=10, max_total_seconds=1.5).fetch(http.url("/pools"))
     assert time.monotonic() - started < 4
+
+
+def test_file_url_to_a_missing_file_is_a_clear_404_not_retried(tmp_path):
+    present = tmp_path / "pools.json"
+    present.write_text('{"status": "success", "data": [{"pool": "a"}]}')
+    assert client().fetch(present.as_uri()).body == present.read_bytes()
+    with pytest.raises(FetchError) as raised:
+        client().fetch((tmp_path / "missing.json").as_uri())
+    assert raised.value.status == 404 and not raised.value.retryable
+    assert "missing.json" in str(raised.value)

@@ -99,7 +99,7 @@ def test_upsert_keeps_newer_attributes_and_merges_aliases(warehouse, query):
 
 
 def test_carried_rows_in_a_range_never_overwrite_a_newer_days_attributes():
-    from llama_pipeline.io_manager import _fold_days
+    from llama_pipeline.dimension_merge import fold_days as _fold_days
 
     d1, d2 = dt.date(2026, 9, 1), dt.date(2026, 9, 2)
     columns = [c.name for c in schema.pools.columns]

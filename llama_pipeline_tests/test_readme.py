@@ -32,8 +32,23 @@ def test_quick_start_commands_are_the_ones_ci_runs():
 
 def test_every_documented_variable_is_used_somewhere():
     variables = set(re.findall(r"^\| `([A-Z_]+)`", README, re.M))
-    sources = "".join(p.read_text() for p in [*ROOT.glob("llama_pipeline/**/*.py"), ROOT / "llama.py",
+    sources = "".join(p.read_text() for p in [*ROOT.glob("llama_pipeline/**/*.py"), *ROOT.glob("llama_bootstrap/*.py"),
+                                              ROOT / "llama.py",
                                               ROOT / "docker-compose.yml", ROOT / "dagster.yaml",
                                               ROOT / "migrations" / "env.py"])
     assert variables and all(name in sources for name in variables), variables - {
         n for n in variables if n in sources}
+
+
+def test_every_column_the_ui_shows_is_described_from_the_schema(monkeypatch):
+    """The UI's column descriptions and the README's "meaning" come from one place: schema.py's comments."""
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/nowhere")
+    from llama_pipeline.definitions import defs
+
+    for spec in defs().resolve_all_asset_specs():
+        columns = spec.metadata["dagster/column_schema"].columns
+        name = spec.key.to_user_string()
+        assert all(column.description for column in columns), (name, [c.name for c in columns if not c.description])
+        table = schema.metadata.tables.get(spec.metadata.get("table") or name)
+        if table is not None and name not in ("raw_pools", "raw_protocols"):  # those describe one API record
+            assert {c.name: c.description for c in columns} == {c.name: c.comment for c in table.columns}, name

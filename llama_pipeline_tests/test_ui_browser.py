@@ -17,6 +17,8 @@ Needs ``/usr/bin/chromium`` (Debian: ``apt-get install chromium``; another binar
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import re
 import time
@@ -28,6 +30,8 @@ from llama_pipeline.partitions import utc_today
 from llama_pipeline_tests.testing import synthetic, synthetic_datasets
 from llama_pipeline_tests.testing.payload_server import PayloadServer
 from llama_pipeline.transform.pools import parse_pools
+from llama_pipeline_tests.run_timing import RunTiming, run_timing
+from llama_pipeline_tests.ui_graph import GRAPH_JS, edges_drawn, expected_graph, shown_name
 from llama_pipeline_tests.ui_server import (
     ROOT,
     dagster_database,
@@ -54,63 +58,6 @@ def _missing() -> str | None:
 
 
 needs_browser = pytest.mark.skipif(_missing() is not None, reason=_missing() or "")
-
-
-def expected_graph(monkeypatch) -> tuple[set[str], set[tuple[str, str]]]:
-    """Every asset of the code location and every (upstream, downstream) edge, from the definitions."""
-    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/nowhere")
-    from llama_pipeline.definitions import defs
-
-    graph = defs().resolve_asset_graph()
-    keys = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
-    edges = {(p.to_user_string(), k.to_user_string()) for k in keys for p in graph.get(k).parent_keys}
-    return {k.to_user_string() for k in keys}, edges
-
-
-def shown_name(label: str, names: set[str]) -> str:
-    """The asset a node label stands for: zoomed out, the UI shortens long names to 'project_dai…_stats'."""
-    if label in names:
-        return label
-    head, sep, tail = label.partition("…")
-    matches = [n for n in names if sep and n.startswith(head) and n.endswith(tail)]
-    assert len(matches) == 1, f"node label {label!r} matches {matches}"
-    return matches[0]
-
-
-# Asset nodes (foreignObjects holding an asset name) and edges (paths ending in an arrow marker), in the
-# graph's SVG coordinates.
-_GRAPH_JS = """() => {
-  const svg = document.querySelector('svg[class*=svgContainer]');
-  if (!svg) return {nodes: [], edges: []};
-  const nodes = [...svg.querySelectorAll('foreignObject')].flatMap(fo => {
-    const name = fo.querySelector('[class*=assetName]');
-    if (!name) return [];
-    const n = k => parseFloat(fo.getAttribute(k));
-    return [{label: name.textContent.trim(), x: n('x'), y: n('y'), w: n('width'), h: n('height')}];
-  });
-  const edges = [...svg.querySelectorAll('path[marker-end]')].map(p => p.getAttribute('d'));
-  return {nodes, edges};
-}"""
-
-
-def edges_drawn(graph: dict, names: set[str]) -> set[tuple[str, str]]:
-    """(upstream, downstream) of every arrow: it leaves the right side of one node and ends at the left
-    side of another (the layout is horizontal)."""
-    nodes = [dict(node, name=shown_name(node["label"], names)) for node in graph["nodes"]]
-
-    def at(x: float, y: float, side: str) -> str:
-        hits = [n["name"] for n in nodes
-                if abs((n["x"] + n["w"] if side == "right" else n["x"]) - x) <= 15 and n["y"] <= y <= n["y"] + n["h"]]
-        assert len(hits) == 1, f"no single node at the {side} side of ({x}, {y}): {hits}"
-        return hits[0]
-
-    drawn = set()
-    for d in graph["edges"]:
-        numbers = [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", d)]
-        (x0, y0), (x1, y1) = numbers[:2], numbers[-2:]
-        assert x0 < x1, f"an edge runs right to left: {d}"
-        drawn.add((at(x0, y0, "right"), at(x1, y1, "left")))
-    return drawn
 
 
 SCREENSHOTS = ("01_asset_graph.png", "02_launch_dialog.png", "03_runs.png", "04_pool_snapshots_partitions.png")
@@ -145,7 +92,8 @@ def test_asset_graph_launch_today_and_partitions_view(server_url, database_url, 
                "LEND_BORROW_URL": http.url("/lendBorrow"), "CHAINS_URL": http.url("/v2/chains"),
                "CHAIN_TVL_URL": http.url("/v2/historicalChainTvl/{chain}"),
                "PROTOCOL_URL": http.url("/protocol/{slug}")}
-        with dagster_webserver(tmp_path / "dagster_home", dagster_pg_url, env) as ui, sync_playwright() as pw:
+        with dagster_webserver(tmp_path / "dagster_home", dagster_pg_url, env, daemon=True) as ui, \
+                sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             # tall enough for every group of the expanded graph: the UI draws only the nodes in view
             page = browser.new_page(viewport={"width": 2400, "height": 2400})
@@ -167,7 +115,7 @@ def test_asset_graph_launch_today_and_partitions_view(server_url, database_url, 
                 # Wait for the expanded layout to settle: the same drawing twice, with every asset in it.
                 deadline, previous = time.monotonic() + 60, None
                 while time.monotonic() < deadline:
-                    graph = page.evaluate(_GRAPH_JS)
+                    graph = page.evaluate(GRAPH_JS)
                     if graph == previous and len(graph["nodes"]) == len(names) and len(graph["edges"]) == len(edges):
                         break
                     previous = graph
@@ -204,6 +152,7 @@ def test_asset_graph_launch_today_and_partitions_view(server_url, database_url, 
                 screenshot("runs")
                 assert "Success" in text, f"the run did not succeed: {text}\n{run_failure_details(ui.dagster_home)}"
                 assert f"partition: {today.isoformat()}" in text
+                record_timing(ui.dagster_home, artifacts, "ui_one_day_run")
 
                 # -- the partitions view shows today's partition materialized ---------------------------
                 page.goto(ui.url + "/assets/pool_snapshots?view=partitions", wait_until="networkidle")
@@ -227,6 +176,176 @@ def test_asset_graph_launch_today_and_partitions_view(server_url, database_url, 
     assert query_schema("SELECT sum(pool_count) FROM chain_daily_stats WHERE snapshot_date = %s",
                         (today,)) == [(loaded_pools,)]
     assert all((artifacts / name).stat().st_size > 10_000 for name in SCREENSHOTS)
+
+
+DAY_SIZES = (40, 55, 30)  # pools on each day of the backfilled range: the days must not look alike
+
+
+def _wait_for_backfill(dagster_home: Path, timeout: float = RUN_TIMEOUT):
+    """The instance's newest backfill, once it and its runs are done."""
+    from dagster import DagsterInstance, RunsFilter
+    from dagster._core.execution.backfill import BulkActionStatus
+
+    deadline = time.monotonic() + timeout
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        while True:
+            backfill = instance.get_backfills(limit=1)[0]
+            runs = instance.get_runs(filters=RunsFilter.for_backfill(backfill.backfill_id))
+            if backfill.status != BulkActionStatus.REQUESTED and runs and all(r.is_finished for r in runs):
+                return backfill, runs
+            assert time.monotonic() < deadline, f"backfill {backfill.backfill_id} not done in {timeout} s"
+            time.sleep(2)
+
+
+@needs_browser
+def test_range_backfill_shows_each_days_figures_and_checks_and_an_empty_day_fails(
+        server_url, database_url, schema_name, query_schema, monkeypatch, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    from llama_pipeline.warehouse import Warehouse
+    from llama_pipeline_tests.conftest import archive_payloads
+
+    names, _ = expected_graph(monkeypatch)
+    today = utc_today()
+    days = [today - dt.timedelta(days=n) for n in (5, 4, 3)]
+    empty = today - dt.timedelta(days=2)  # neither a stored payload nor chart history
+    protocols = synthetic.generate_protocols(30, seed=19)
+    payloads = {day: synthetic.generate_pools(n, seed=19, protocols=protocols, day=day) for day, n in zip(days, DAY_SIZES)}
+    artifacts = ARTIFACTS
+    artifacts.mkdir(parents=True, exist_ok=True)
+    for old in artifacts.glob("days_*.png"):
+        old.unlink(missing_ok=True)
+
+    with PayloadServer() as http, dagster_database(server_url) as dagster_pg_url:
+        # Today's endpoints are served but never asked for (the days are past); charts are unknown (404).
+        synthetic_datasets.serve(http, payloads[days[-1]], lending=20, chains=20, chain_days=30, protocol_days=30)
+        env = {"DATABASE_URL": database_url, "WAREHOUSE_SCHEMA": schema_name, "SOURCE_URL": http.url("/pools"),
+               "PROTOCOLS_URL": http.url("/protocols"), "CHART_URL": http.url("/chart/{pool}"),
+               "LEND_BORROW_URL": http.url("/lendBorrow"), "CHAINS_URL": http.url("/v2/chains"),
+               "CHAIN_TVL_URL": http.url("/v2/historicalChainTvl/{chain}"),
+               "PROTOCOL_URL": http.url("/protocol/{slug}")}
+        warehouse = Warehouse(database_url=database_url, schema_name=schema_name)
+        warehouse.setup_for_execution(None)  # the tables, so that the days' payloads can be stored
+        for day, payload in payloads.items():
+            archive_payloads(warehouse, day, payload, protocols)
+        with dagster_webserver(tmp_path / "dagster_home", dagster_pg_url, env, daemon=True) as ui, \
+                sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.set_default_timeout(60_000)
+
+            def screenshot(name: str) -> None:
+                page.screenshot(path=str(artifacts / f"days_{name}.png"))
+
+            def launch(partitions: str, shot: str) -> None:
+                page.goto(ui.url + "/asset-groups", wait_until="networkidle")
+                page.get_by_role("button", name=re.compile("Materialize all")).click()
+                dialog = page.get_by_role("dialog")
+                expect(dialog).to_contain_text(f"Launch runs to materialize {len(names)} assets")
+                field = dialog.locator("input:not([type=checkbox])").first  # the partition range input
+                field.fill(partitions)
+                field.press("Enter")
+                screenshot(shot)
+                dialog.get_by_role("button", name=re.compile(r"^Launch (backfill|1 run)$")).click()
+                expect(dialog).to_be_hidden()
+
+            try:
+                # -- a 3-day range, launched as Dagster launches a backfill (one run: single_run) -----
+                launch(f"[{days[0].isoformat()}...{days[-1].isoformat()}]", "01_launch_range")
+                backfill, runs = _wait_for_backfill(ui.dagster_home)
+                assert len(runs) == 1 and runs[0].status.value == "SUCCESS", run_failure_details(ui.dagster_home)
+                page.goto(ui.url + f"/runs/b/{backfill.backfill_id}?tab=partitions", wait_until="networkidle")
+                screenshot("02_backfill")
+
+                # -- each day's partition page shows that day's own figures ----------------------------
+                for n, (day, size) in enumerate(zip(days, DAY_SIZES)):
+                    page.goto(ui.url + f"/assets/pool_snapshots?view=partitions&partition={day.isoformat()}",
+                              wait_until="networkidle")
+                    for key in ("pool_count", "dagster/row_count"):
+                        row = page.locator("tr", has=page.get_by_text(key, exact=True)).first
+                        expect(row).to_contain_text(str(size))
+                    screenshot(f"03_pool_snapshots_{n}_{day.isoformat()}")
+                page.goto(ui.url + "/assets/pool_snapshots?view=checks", wait_until="networkidle")
+                # (Its "latest execution" may be the daemon's capture sensor's run of today, so the days'
+                # results are read by their keys below.)
+                expect(page.get_by_text("counts_add_up").first).to_be_visible()
+                screenshot("04_pool_snapshots_checks")
+                page.locator("button[role=tab]", has_text="Partitions").click()  # the check's own tab
+                expect(page.get_by_text("Loading partitions...")).to_be_hidden(timeout=60_000)
+                page.wait_for_load_state("networkidle")
+                screenshot("04_counts_add_up_partitions")
+                # Each day's own result, as the instance the UI reads stores it.
+                for day, size in zip(days, DAY_SIZES):
+                    result = check_result(ui.dagster_home, "pool_snapshots", "counts_add_up", day)
+                    assert result.status.value == "SUCCEEDED" and \
+                        result.event.dagster_event.event_specific_data.metadata["rows_loaded"].value == size
+                rows = query_schema("SELECT snapshot_date, count(*) FROM pool_snapshots GROUP BY 1 ORDER BY 1")
+                assert rows == list(zip(days, DAY_SIZES))
+
+                # -- a day with nothing to load fails, saying why; it is not green -----------------------
+                launch(empty.isoformat(), "05_launch_empty_day")
+                page.goto(ui.url + "/runs", wait_until="networkidle")
+                deadline = time.monotonic() + RUN_TIMEOUT
+                status = page.locator("[class*=VirtualizedTable_row]", has=page.locator('a[href^="/runs/"]')).first
+                while not re.search(r"\bSuccess\b|\bFailure\b", status.inner_text() if status.count() else ""):
+                    assert time.monotonic() < deadline, ui.log_tail()
+                    time.sleep(3)
+                    page.reload(wait_until="networkidle")
+                assert "Failure" in status.inner_text()
+                status.locator('a[href^="/runs/"]').first.click()
+                page.wait_for_load_state("networkidle")
+                expect(page.get_by_text(f"{empty.isoformat()}: neither a stored /pools payload").first).to_be_visible()
+                screenshot("06_failed_run")
+                # (The daemon's capture sensor may also try today, which this server does not serve: so the
+                # day is looked up by its key, not by the count of failed days.)
+                for asset in ("chains", "pool_snapshots"):
+                    page.goto(ui.url + f"/assets/{asset}?view=partitions&partition={empty.isoformat()}",
+                              wait_until="networkidle")
+                    expect(page.get_by_text("Materialized (3)")).to_be_visible()
+                    expect(page.get_by_text(re.compile(r"^Failed \(\d+\)$"))).to_be_visible()
+                    screenshot(f"07_{asset}_partitions")
+                    assert failed_without_materialization(ui.dagster_home, asset, empty), asset
+            except Exception:
+                screenshot("failure")
+                raise
+            finally:
+                browser.close()
+
+    # The day with nothing stays empty everywhere; the three days are as loaded.
+    assert query_schema("SELECT count(*) FROM pool_snapshots WHERE snapshot_date = %s", (empty,)) == [(0,)]
+    assert query_schema("SELECT count(*) FROM pools") == [(max(DAY_SIZES),)]
+
+
+def failed_without_materialization(dagster_home: Path, asset: str, day: dt.date) -> bool:
+    """Dagster never recorded the day as materialized for ``asset`` (the UI shows it failed)."""
+    from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
+
+    records = AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[day.isoformat()])
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        return not instance.fetch_materializations(records, limit=1).records
+
+
+def check_result(dagster_home: Path, asset: str, check: str, day: dt.date):
+    """A daily check's latest execution for one day."""
+    from dagster import AssetCheckKey, AssetKey, DagsterInstance
+    from dagster._core.event_api import PartitionKeyFilter
+
+    key = AssetCheckKey(AssetKey(asset), check)
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        return instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [key], partition_filter=PartitionKeyFilter(key=day.isoformat()))[key]
+
+
+def record_timing(dagster_home: Path, artifacts: Path, name: str) -> RunTiming:
+    """The latest run's launch-to-success time and its breakdown, kept beside the screenshots (a figure,
+    not an assertion: speed is measured by benchmarks/ui_run.py)."""
+    from dagster import DagsterInstance
+
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        timing = run_timing(instance, instance.get_runs(limit=1)[0].run_id)
+    (artifacts / f"{name}.json").write_text(json.dumps(timing.as_dict(), indent=2))
+    print(f"{name}: {timing.summary()}")
+    return timing
 
 
 @pytest.fixture

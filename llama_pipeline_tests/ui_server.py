@@ -1,9 +1,11 @@
 """A Dagster webserver on 127.0.0.1 for browser tests: a throwaway instance and warehouse schema.
 
 The instance lives in a temporary DAGSTER_HOME whose dagster.yaml stores runs, events and schedules
-in PostgreSQL (dagster-postgres, a database of its own on the test server, as in production) and
-launches runs with the default run coordinator and launcher, so that a run started from the UI runs
-at once in a subprocess of the webserver's code server: no daemon needed.
+in PostgreSQL (dagster-postgres, a database of its own on the test server, as in production). Without
+a daemon, runs are launched with the default run coordinator, so that a run started from the UI runs
+at once in a subprocess of the webserver's code server. With ``daemon=True`` a ``dagster-daemon``
+runs beside the webserver and the run coordinator is the repository's own (``dagster.yaml``: queued
+runs the daemon starts), as ``python3 llama.py ui`` runs them; backfills need the daemon.
 """
 
 from __future__ import annotations
@@ -28,14 +30,17 @@ from llama_pipeline.db_url import libpq_url
 
 ROOT = Path(__file__).resolve().parents[1]
 
+DEFAULT_COORDINATOR = """\
+run_coordinator:
+  module: dagster._core.run_coordinator
+  class: DefaultRunCoordinator
+"""
+
 DAGSTER_YAML = """\
 storage:
   postgres:
     postgres_url: {postgres_url}
-run_coordinator:
-  module: dagster._core.run_coordinator
-  class: DefaultRunCoordinator
-run_launcher:
+{run_coordinator}run_launcher:
   module: dagster._core.launcher
   class: DefaultRunLauncher
 local_artifact_storage:
@@ -61,9 +66,22 @@ class UiServer:
     dagster_home: Path
     log_path: Path
     process: subprocess.Popen
+    daemon: subprocess.Popen | None = None
 
     def log_tail(self, chars: int = 4000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+        text = self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+        daemon_log = self.log_path.with_name("daemon.log")
+        if daemon_log.exists():
+            text += "\n--- daemon ---\n" + daemon_log.read_text(errors="replace")[-chars:]
+        return text
+
+
+def repository_run_coordinator() -> str:
+    """The ``run_coordinator`` block of the repository's dagster.yaml, as the UI and daemon run it."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "dagster.yaml").read_text())
+    return yaml.safe_dump({"run_coordinator": config["run_coordinator"]}, sort_keys=False)
 
 
 def free_port() -> int:
@@ -91,12 +109,15 @@ def dagster_database(server_url: str) -> Iterator[str]:
 
 @contextlib.contextmanager
 def dagster_webserver(
-    home: Path, dagster_pg_url: str, env: dict[str, str], startup_timeout: float = 180.0
+    home: Path, dagster_pg_url: str, env: dict[str, str], startup_timeout: float = 180.0, daemon: bool = False,
 ) -> Iterator[UiServer]:
-    """``dagster-webserver`` for the repository's workspace.yaml, with ``env`` added to the environment."""
+    """``dagster-webserver`` for the repository's workspace.yaml, with ``env`` added to the environment
+    (and ``dagster-daemon`` beside it with ``daemon``)."""
     home.mkdir(parents=True, exist_ok=True)
     storage = home / "storage"
-    (home / "dagster.yaml").write_text(DAGSTER_YAML.format(postgres_url=dagster_pg_url, storage=storage))
+    coordinator = repository_run_coordinator() if daemon else DEFAULT_COORDINATOR
+    (home / "dagster.yaml").write_text(DAGSTER_YAML.format(postgres_url=dagster_pg_url, storage=storage,
+                                                           run_coordinator=coordinator))
     port = free_port()
     log_path = home / "webserver.log"
     full_env = {**os.environ, **env, "DAGSTER_HOME": str(home), "PYTHONUNBUFFERED": "1"}
@@ -109,6 +130,13 @@ def dagster_webserver(
             cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     server = UiServer(f"http://127.0.0.1:{port}", home, log_path, process)
+    if daemon:
+        executable = Path(sys.executable).with_name("dagster-daemon")
+        with open(home / "daemon.log", "wb") as log:
+            server.daemon = subprocess.Popen(
+                [str(executable), "run", "-w", str(ROOT / "workspace.yaml")],
+                cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
     try:
         deadline = time.monotonic() + startup_timeout
         while True:
@@ -126,14 +154,19 @@ def dagster_webserver(
             time.sleep(0.5)
         yield server
     finally:
-        if process.poll() is None:
-            # Its own session: the code server and run processes it started stop with it.
-            os.killpg(process.pid, 15)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, 9)
-                process.wait(timeout=10)
+        for started in (server.daemon, process):
+            if started is not None and started.poll() is None:
+                _stop(started)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    # Its own session: the code server and run processes it started stop with it.
+    os.killpg(process.pid, 15)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, 9)
+        process.wait(timeout=10)
 
 
 def run_failure_details(dagster_home: Path) -> str:

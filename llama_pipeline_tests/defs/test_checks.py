@@ -64,6 +64,12 @@ def evaluations(result) -> dict[str, dg.AssetCheckEvaluation]:
     return {f"{e.asset_key.to_user_string()}:{e.check_name}": e for e in result.get_asset_check_evaluations()}
 
 
+def evaluations_by_day(result) -> dict[tuple[str, str | None], dg.AssetCheckEvaluation]:
+    """A range run's results: one per check and day."""
+    return {(f"{e.asset_key.to_user_string()}:{e.check_name}", e.partition): e
+            for e in result.get_asset_check_evaluations()}
+
+
 def meta(evaluation, key):
     value = evaluation.metadata[key]
     return value.value if hasattr(value, "value") else value
@@ -137,8 +143,9 @@ def test_fraction_from_the_environment(resources, warehouse, monkeypatch):
     archive_payloads(warehouse, day2, {"status": "success", "data": full["data"][:80]}, protocols)
     monkeypatch.setenv("LLAMA_MIN_POOL_FRACTION", "0.9")
     result = run([all_assets()[0]], resources, partition_range=(day1, day2))
-    check = evaluations(result)["raw_pools:pool_count_not_collapsed"]
-    assert not check.passed and meta(check, "days_failed") == [day2.isoformat()]
+    by_day = evaluations_by_day(result)
+    assert by_day[("raw_pools:pool_count_not_collapsed", day1.isoformat())].passed
+    assert not by_day[("raw_pools:pool_count_not_collapsed", day2.isoformat())].passed
     monkeypatch.setenv("LLAMA_MIN_POOL_FRACTION", "0.75")
     assert evaluations(run([all_assets()[0]], resources, day2))["raw_pools:pool_count_not_collapsed"].passed
 
@@ -199,22 +206,22 @@ def test_warnings_for_odd_values_unknown_chains_and_changed_fields(resources, wa
     archive_payloads(warehouse, day2, {"status": "success", "data": records}, protocols)
     result = run(warehouse_assets() + all_assets()[:2], resources, partition_range=(day1, day2))
     assert result.success  # warnings do not block
-    found = evaluations(result)
-    values = found["pool_snapshots:values_in_range"]
+    found = evaluations_by_day(result)
+    first, second = day1.isoformat(), day2.isoformat()
+    values = found[("pool_snapshots:values_in_range", second)]
     assert not values.passed and values.severity == dg.AssetCheckSeverity.WARN
-    day2_figures = meta(values, "by_day")[day2.isoformat()]
-    assert (day2_figures["apy_below_0"], day2_figures["apy_above_1e6"], day2_figures["tvl_negative"]) == (1, 1, 1)
-    assert meta(values, "days_failed") == [day2.isoformat()]
-    chains = found["chains:chains_in_alias_map"]
-    assert not chains.passed and "Neverheardofchain" in json.dumps(meta(chains, "by_day"))
-    fields = found["raw_pools:pools_fields_stable"]
+    assert (meta(values, "apy_below_0"), meta(values, "apy_above_1e6"), meta(values, "tvl_negative")) == (1, 1, 1)
+    assert found[("pool_snapshots:values_in_range", first)].passed
+    chains = found[("chains:chains_in_alias_map", second)]
+    assert not chains.passed and "Neverheardofchain" in json.dumps({k: meta(chains, k) for k in chains.metadata})
+    fields = found[("raw_pools:pools_fields_stable", second)]
     assert not fields.passed
-    assert meta(fields, "by_day")[day2.isoformat()]["appeared"] == ["brandNewMetric"]
-    assert meta(fields, "by_day")[day2.isoformat()]["vanished"] == ["mu"]
-    assert found["raw_protocols:protocols_fields_stable"].passed
-    # A range run reports one result per check, judging every day.
-    assert meta(found["pool_snapshots:counts_add_up"], "days") == 2
-    assert found["pool_snapshots:counts_add_up"].passed
+    assert meta(fields, "appeared") == ["brandNewMetric"]
+    assert meta(fields, "vanished") == ["mu"]
+    assert found[("raw_protocols:protocols_fields_stable", second)].passed
+    # A range run reports one result per check and day, each judging its own day.
+    assert {day for key, day in found if key == "pool_snapshots:counts_add_up"} == {first, second}
+    assert all(e.passed for (key, _), e in found.items() if key == "pool_snapshots:counts_add_up")
 
 
 def test_duplicate_keys_and_orphans_are_caught(resources, warehouse, query):

@@ -7,7 +7,7 @@ replaced, so a day costs the same at any history length. ``pool_latest`` and ``p
 as of the newest stored day whatever partition runs (their metadata says so: ``as_of_date``).
 ``pool_apy_rolling`` is a plain view that reads one pool through the primary key. The assets share the
 daily partitions of the tables, so the schedule and a backfill run them after ``pool_snapshots``, and report
-the figures of the run's last day for the UI's plots.
+each day's own figures on that day's materialization for the UI's plots (``day_metadata``).
 """
 
 import dataclasses
@@ -17,7 +17,7 @@ import time
 import dagster as dg
 import sqlalchemy as sa
 
-from llama_pipeline import analytics_tables, lineage, schema
+from llama_pipeline import analytics_tables, day_metadata, lineage, schema
 from llama_pipeline.partitions import DAILY, days_of
 from llama_pipeline.warehouse import Warehouse
 from llama_pipeline.warehouse_lock import quote_ident
@@ -32,37 +32,9 @@ def _from(table: sa.Table, *names: str) -> list[dg.TableColumn]:
     return [dg.TableColumn(name, _type(table.c[name]), description=table.c[name].comment) for name in names]
 
 
-def _col(name: str, type_: str, description: str) -> dg.TableColumn:
-    return dg.TableColumn(name, type_, description=description)
-
-
-_POOL_ATTRIBUTES = ("pool_id", "chain", "project", "symbol", "pool_meta", "exposure", "il_risk", "stablecoin",
-                    "underlying_tokens", "reward_tokens", schema.FIRST_SEEN, schema.LAST_SEEN)
-_SNAPSHOT_COLUMNS = (*schema.SNAPSHOT_METRICS, "source")
-_FLOAT, _BIGINT = "float", "bigint"  # "float" as the tables' column schemas spell double precision
-_DAILY_STATS = [
-    _col("pool_count", _BIGINT, "Pools with a snapshot that day."),
-    _col("total_tvl_usd", _FLOAT, "Sum of the pools' TVL, USD."),
-    _col("stablecoin_tvl_usd", _FLOAT, "TVL of the stablecoin pools, USD (NULL when none)."),
-    _col("mean_apy", _FLOAT, "Mean APY of the pools, percent (outliers included)."),
-    _col("median_apy", _FLOAT, "Median APY of the pools, percent."),
-    _col("tvl_weighted_apy", _FLOAT, "APY weighted by TVL, percent: what a dollar spread like the TVL earns."),
-    _col("max_apy", _FLOAT, "Highest APY, percent."),
-    _col("outlier_count", _BIGINT, "Pools DeFiLlama flags as outliers."),
-]
-
-
-def _window_stats(prefix: str = "apy") -> list[dg.TableColumn]:
-    return [
-        column
-        for days in (7, 30)
-        for column in (
-            _col(f"{prefix}_avg_{days}d", _FLOAT, f"Mean APY over the {days} days ending on the day, percent."),
-            _col(f"{prefix}_stddev_{days}d", _FLOAT,
-                 f"Sample standard deviation of the daily APY over those {days} days (volatility); NULL with one day."),
-            _col(f"{prefix}_days_{days}d", _BIGINT, f"Days with an APY among those {days}."),
-        )
-    ]
+def _all(table: sa.Table) -> tuple[dg.TableColumn, ...]:
+    """A table's columns with the descriptions of its schema (the one source the README's tables use)."""
+    return tuple(_from(table, *table.c.keys()))
 
 
 TABLE, VIEW = "table", "view"
@@ -86,13 +58,7 @@ VIEWS = (
         "in one row per pool. A table kept up to date by this asset: a run recomputes only the pools with a "
         "snapshot on its days. is_current tells whether the pool was in the newest day loaded.",
         ("pools", "projects", "pool_snapshots"),
-        (*_from(schema.pools, *_POOL_ATTRIBUTES[:3]),
-         _col("project_name", "text", "The project's display name (NULL for a project /protocols lacks)."),
-         _col("project_category", "text", "The project's category."),
-         *_from(schema.pools, *_POOL_ATTRIBUTES[3:]),
-         _col("snapshot_date", "date", "Day of the pool's newest snapshot."),
-         _col("is_current", "boolean", "True when that day is the newest day in pool_snapshots."),
-         *_from(schema.pool_snapshots, *_SNAPSHOT_COLUMNS)),
+        _all(schema.pool_latest),
         ("pool_id",),
     ),
     View(
@@ -101,7 +67,9 @@ VIEWS = (
         "calendar days ending that day. A plain view: filter on pool_id, which the planner pushes below the "
         "window functions, so one pool's history reads only that pool's rows.",
         ("pool_snapshots",),
-        (*_from(schema.pool_snapshots, "pool_id", "snapshot_date", "tvl_usd", "apy"), *_window_stats()),
+        (*_from(schema.pool_snapshots, "pool_id", "snapshot_date", "tvl_usd", "apy"),
+         *_from(schema.pool_apy_stats,
+                *(f"apy_{figure}_{days}d" for days in (7, 30) for figure in ("avg", "stddev", "days")))),
         ("pool_id", "snapshot_date"),
     ),
     View(
@@ -110,8 +78,7 @@ VIEWS = (
         "and maximum APY, outliers. A table (a few hundred rows a day instead of an aggregate over millions of "
         "snapshots) whose rows for a day this asset replaces in one transaction, so readers never see a gap.",
         ("pool_snapshots", "pools"),
-        (_col("chain", "text", "Canonical chain name."),
-         _col("snapshot_date", "date", "Day of the snapshots."), *_DAILY_STATS),
+        _all(schema.chain_daily_stats),
         ("chain", "snapshot_date"),
     ),
     View(
@@ -119,12 +86,7 @@ VIEWS = (
         "TVL and APY statistics per day per project: pools, chains, total and stablecoin TVL, mean, median, "
         "TVL-weighted and maximum APY, outliers. A table whose rows for a day this asset replaces.",
         ("pool_snapshots", "pools", "projects"),
-        (_col("project", "text", "Project slug."),
-         _col("snapshot_date", "date", "Day of the snapshots."),
-         _col("project_name", "text", "Display name."),
-         _col("project_category", "text", "Category."),
-         _col("chain_count", _BIGINT, "Chains the project's pools are on that day."),
-         *_DAILY_STATS),
+        _all(schema.project_daily_stats),
         ("project", "snapshot_date"),
     ),
     View(
@@ -134,16 +96,7 @@ VIEWS = (
         "snapshot in those 30 days are left out. A table this asset replaces in one transaction after each load "
         "(readers keep the previous rows meanwhile); pool_apy_rolling gives the same figures for any day.",
         ("pool_snapshots", "pools"),
-        (*_from(schema.pools, "pool_id", "chain", "project", "symbol", "pool_meta", "stablecoin"),
-         _col("as_of_date", "date", "The newest snapshot day: the windows end here."),
-         _col("apy", _FLOAT, "APY on as_of_date (NULL when the pool has no snapshot that day)."),
-         _col("tvl_usd", _FLOAT, "TVL on as_of_date, USD."),
-         *_window_stats()[:3],
-         *_window_stats()[3:5],
-         _col("apy_min_30d", _FLOAT, "Lowest APY over the 30 days."),
-         _col("apy_max_30d", _FLOAT, "Highest APY over the 30 days."),
-         _window_stats()[5],
-         _col("tvl_avg_30d", _FLOAT, "Mean TVL over the 30 days, USD.")),
+        _all(schema.pool_apy_stats),
         ("pool_id",),
     ),
 )
@@ -160,47 +113,77 @@ def _markdown(columns: list[str], rows: list[tuple]) -> str:
     return "\n".join(lines)
 
 
-def _figures(cur, view: View, schema_name: str, day: dt.date) -> dict:
-    """What the UI plots per partition: the figures of the run's last day. Per-day relations count the
-    day's rows (an index range), so the figures cost the same at any history length."""
+def _figures(cur, view: View, schema_name: str, days: tuple[dt.date, ...]) -> dict[dt.date, dict]:
+    """What the UI plots per partition, for each day of the run. Per-day relations count each day's rows
+    (an index range), so the figures cost the same at any history length; the relations that describe
+    the newest day only (pool_latest, pool_apy_stats) put their figures on the run's last day, and say
+    so on the others."""
     qualified = f"{quote_ident(schema_name)}.{quote_ident(view.name)}"
     snapshots = f"{quote_ident(schema_name)}.pool_snapshots"
+    first, last = days[0], days[-1]
+
     def one(sql: str, params: tuple = ()) -> tuple:
         cur.execute(sql, params)
         return cur.fetchone()
 
+    def as_of_last(figures: dict) -> dict[dt.date, dict]:
+        # One row per pool as of the newest stored day: reported once, on the run's last day.
+        note = {"figures_on": f"{last.isoformat()}'s materialization (this table is one row per pool as of the "
+                "newest stored day, not per day)"}
+        return {**{day: note for day in days[:-1]}, last: figures}
+
     if view.name == "pool_latest":
         rows, current, newest = one(f"SELECT count(*), count(*) FILTER (WHERE is_current), max(snapshot_date) "
                                     f"FROM {qualified}")
-        return {"dagster/row_count": rows, "current_pools": current,
-                "newest_snapshot_date": newest.isoformat() if newest else "none"}
+        return as_of_last({"dagster/row_count": rows, "current_pools": current,
+                           "newest_snapshot_date": newest.isoformat() if newest else "none"})
     if view.name == "pool_apy_rolling":
-        # One row per snapshot by definition; counting the day's snapshots avoids computing any window.
-        on_day, = one(f"SELECT count(*) FROM {snapshots} WHERE snapshot_date = %s", (day,))
-        return {"dagster/row_count": on_day}
+        # One row per snapshot by definition; counting each day's snapshots avoids computing any window.
+        cur.execute(f"SELECT snapshot_date, count(*) FROM {snapshots} WHERE snapshot_date BETWEEN %s AND %s "
+                    "GROUP BY 1", (first, last))
+        counts = dict(cur.fetchall())
+        return {day: {"dagster/row_count": counts.get(day, 0)} for day in days}
     if view.name in ("chain_daily_stats", "project_daily_stats"):
         key = "chain" if view.name == "chain_daily_stats" else "project"
-        groups, tvl = one(f"SELECT count(*), coalesce(sum(total_tvl_usd), 0) FROM {qualified} WHERE snapshot_date = %s",
-                          (day,))
-        cur.execute(f"SELECT {key}, pool_count, total_tvl_usd, median_apy, tvl_weighted_apy FROM {qualified} "
-                    f"WHERE snapshot_date = %s ORDER BY total_tvl_usd DESC NULLS LAST LIMIT 5", (day,))
-        top = cur.fetchall()
-        return {"dagster/row_count": groups, f"{key}_count": groups, "total_tvl_usd": float(tvl),
-                f"top_{key}s_by_tvl": dg.MetadataValue.md(_markdown([key, "pools", "tvl_usd", "median_apy",
-                                                                      "tvl_weighted_apy"], top))}
-    rows, as_of, avg30, vol30 = one(
-        "SELECT count(*), max(as_of_date), percentile_cont(0.5) WITHIN GROUP (ORDER BY apy_avg_30d), "
+        cur.execute(f"SELECT snapshot_date, count(*), coalesce(sum(total_tvl_usd), 0) FROM {qualified} "
+                    "WHERE snapshot_date BETWEEN %s AND %s GROUP BY 1", (first, last))
+        totals = {day: (groups, float(tvl)) for day, groups, tvl in cur.fetchall()}
+        cur.execute(f"SELECT snapshot_date, {key}, pool_count, total_tvl_usd, median_apy, tvl_weighted_apy FROM ("
+                    f"SELECT *, row_number() OVER (PARTITION BY snapshot_date ORDER BY total_tvl_usd DESC NULLS LAST) "
+                    f"AS rank FROM {qualified} WHERE snapshot_date BETWEEN %s AND %s) ranked WHERE rank <= 5 "
+                    "ORDER BY snapshot_date, rank", (first, last))
+        top: dict[dt.date, list[tuple]] = {}
+        for day, *row in cur.fetchall():
+            top.setdefault(day, []).append(tuple(row))
+        figures = {}
+        for day in days:
+            groups, tvl = totals.get(day, (0, 0.0))
+            figures[day] = {"dagster/row_count": groups, f"{key}_count": groups, "total_tvl_usd": tvl,
+                            f"top_{key}s_by_tvl": dg.MetadataValue.md(_markdown(
+                                [key, "pools", "tvl_usd", "median_apy", "tvl_weighted_apy"], top.get(day, [])))}
+        return figures
+    rows, avg30, vol30 = one(
+        "SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY apy_avg_30d), "
         f"percentile_cont(0.5) WITHIN GROUP (ORDER BY apy_stddev_30d) FROM {qualified}")
     cur.execute(f"SELECT symbol, project, chain, tvl_usd, apy_avg_7d, apy_avg_30d, apy_stddev_30d FROM {qualified} "
                 "ORDER BY tvl_usd DESC NULLS LAST LIMIT 5")
-    top = cur.fetchall()
-    return {"dagster/row_count": rows, "as_of_date": as_of.isoformat() if as_of else "none",
-            "median_apy_avg_30d": float(avg30 or 0.0), "median_apy_stddev_30d": float(vol30 or 0.0),
-            "largest_pools": dg.MetadataValue.md(_markdown(
-                ["symbol", "project", "chain", "tvl_usd", "apy_avg_7d", "apy_avg_30d", "apy_stddev_30d"], top))}
+    largest = cur.fetchall()
+    return as_of_last({"dagster/row_count": rows, "median_apy_avg_30d": float(avg30 or 0.0),
+                       "median_apy_stddev_30d": float(vol30 or 0.0),
+                       "largest_pools": dg.MetadataValue.md(_markdown(
+                           ["symbol", "project", "chain", "tvl_usd", "apy_avg_7d", "apy_avg_30d", "apy_stddev_30d"],
+                           largest))})
 
 
-def refresh_and_describe(view: View, warehouse: Warehouse, days: tuple[dt.date, ...], log=None) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Described:
+    """A refresh's figures: what is true of the whole run, and each day's own."""
+
+    run_wide: dict
+    per_day: dict[dt.date, dict]
+
+
+def refresh_and_describe(view: View, warehouse: Warehouse, days: tuple[dt.date, ...], log=None) -> Described:
     """Check that the relation exists, bring it up to date for ``days`` and return its figures."""
     schema_name = warehouse.schema_name
     started = time.perf_counter()
@@ -217,7 +200,8 @@ def refresh_and_describe(view: View, warehouse: Warehouse, days: tuple[dt.date, 
                 "at the latest migration. Run `alembic upgrade head` (runs do it when they start unless "
                 "migrate_on_start is off)."
             )
-        metadata: dict = {"dagster/table_name": f"{schema_name}.{view.name}", "view_kind": view.kind}
+        metadata: dict = {"dagster/table_name": f"{schema_name}.{view.name}", "view_kind": view.kind,
+                          "days": len(days)}
         if view.name == "pool_apy_stats":
             metadata["rows_written"] = analytics_tables.replace_pool_apy_stats(cur, schema_name, days[0], days[-1])
         elif view.name == "pool_latest":
@@ -230,10 +214,10 @@ def refresh_and_describe(view: View, warehouse: Warehouse, days: tuple[dt.date, 
             if log:
                 log.info(f"refreshed {schema_name}.{view.name} for {len(days)} day(s) in "
                          f"{metadata['refresh_seconds']} s")
-        metadata.update(_figures(cur, view, schema_name, days[-1]))
-        if view.name in AS_OF_NEWEST:
+        per_day = _figures(cur, view, schema_name, days)
+        if view.name in AS_OF_NEWEST:  # true of every day of the run
             metadata.update(_as_of(cur, schema_name, days))
-    return metadata
+    return Described(metadata, per_day)
 
 
 # One row per pool, as of the newest stored day: a partition says which days were loaded, not which
@@ -276,7 +260,9 @@ def _build(view: View) -> dg.AssetsDefinition:
     )
     def _asset(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         days = days_of(context.partition_time_window)
-        return dg.MaterializeResult(metadata=refresh_and_describe(view, warehouse, days, context.log))
+        described = refresh_and_describe(view, warehouse, days, context.log)
+        day_metadata.publish_from_asset(context, described.per_day)
+        return dg.MaterializeResult(metadata=described.run_wide)
 
     return _asset
 

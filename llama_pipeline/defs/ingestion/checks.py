@@ -2,48 +2,27 @@
 appeared or vanished since the previous stored day (warnings).
 
 Checks are partitioned like their assets, so results are stored per day; a range run judges every day
-of the range and reports one result (failed if any day failed, with the days in its metadata). The
+of the range and reports each day's own result (``daily_check_results``). The
 rules live in ``llama_pipeline.quality``; thresholds and how to change them are described there and
 in RELIABILITY.md.
 """
 
 import datetime as dt
 import warnings
-from collections.abc import Callable
 from typing import Optional
 
 import dagster as dg
 from pydantic import Field
 
 from llama_pipeline import capture_plan, clock, quality
-from llama_pipeline.partitions import DAILY, days_of
+from llama_pipeline.daily_check_results import DailyResults, run_days
+from llama_pipeline.partitions import DAILY
 from llama_pipeline.warehouse import Warehouse
 
 from .assets import raw_pools, raw_protocols
 
 # Partitioned asset checks are a preview feature in Dagster 1.13; the API is the documented one.
 warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*")
-
-
-def run_days(
-    context: dg.AssetCheckExecutionContext, warehouse: Warehouse,
-    rule: Callable[[quality.Warehouse, dt.date], quality.Verdict],
-    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
-) -> dg.AssetCheckResult:
-    """Judge every day of the run's partition (or range) with ``rule`` and report one result."""
-    op_context = context.op_execution_context
-    if not (op_context.has_partition_key or op_context.has_partition_key_range):
-        raise dg.Failure(description="this check is daily-partitioned: run it for a day or a range of days")
-    days = days_of(op_context.partition_time_window)
-    with warehouse.connection() as conn:
-        db = quality.Warehouse(conn, warehouse.schema_name)
-        verdict = quality.combine(days, lambda day: rule(db, day))
-    metadata = {key: (dg.MetadataValue.json(value) if isinstance(value, (dict, list)) else value)
-                for key, value in verdict.metadata.items() if value is not None}
-    if len(days) > 1:
-        metadata["partition_range"] = f"{days[0].isoformat()}..{days[-1].isoformat()}"
-    return dg.AssetCheckResult(passed=verdict.passed, severity=severity, description=verdict.description,
-                               metadata=metadata)
 
 
 class PoolCountConfig(dg.Config):
@@ -57,28 +36,28 @@ class PoolCountConfig(dg.Config):
 @dg.asset_check(asset=raw_pools, blocking=True, partitions_def=DAILY)
 def pool_count_not_collapsed(
     context: dg.AssetCheckExecutionContext, config: PoolCountConfig, warehouse: Warehouse
-) -> dg.AssetCheckResult:
+) -> DailyResults:
     """Blocking: the day's /pools payload holds at least a fraction (default 50%, LLAMA_MIN_POOL_FRACTION
     or this check's config) of the records of the previous stored day, so a half-empty payload never
     replaces a full day in the warehouse tables: downstream assets do not run when it fails."""
     fraction = config.min_fraction if config.min_fraction is not None else quality.min_pool_fraction()
-    return run_days(context, warehouse, lambda db, day: quality.pool_count_holds(db, day, fraction))
+    yield from run_days(context, warehouse, lambda db, day: quality.pool_count_holds(db, day, fraction))
 
 
 @dg.asset_check(asset=raw_pools, partitions_def=DAILY)
-def pools_fields_stable(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+def pools_fields_stable(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> DailyResults:
     """Warning: fields that appeared in or vanished from /pools records since the previous stored day
     (new fields are kept in pool_snapshots.extra; a vanished one turns a column NULL)."""
-    return run_days(context, warehouse, lambda db, day: quality.fields_stable(db, "pools", day),
-                    dg.AssetCheckSeverity.WARN)
+    yield from run_days(context, warehouse, lambda db, day: quality.fields_stable(db, "pools", day),
+                        dg.AssetCheckSeverity.WARN)
 
 
 @dg.asset_check(asset=raw_protocols, partitions_def=DAILY)
-def protocols_fields_stable(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+def protocols_fields_stable(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> DailyResults:
     """Warning: fields that appeared in or vanished from /protocols records since the previous stored
     day (new fields are kept in projects.extra)."""
-    return run_days(context, warehouse, lambda db, day: quality.fields_stable(db, "protocols", day),
-                    dg.AssetCheckSeverity.WARN)
+    yield from run_days(context, warehouse, lambda db, day: quality.fields_stable(db, "protocols", day),
+                        dg.AssetCheckSeverity.WARN)
 
 
 @dg.asset_check(asset=raw_pools)

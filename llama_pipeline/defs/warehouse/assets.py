@@ -6,6 +6,7 @@ import datetime as dt
 import dagster as dg
 
 from llama_pipeline import history, lineage, schema
+from llama_pipeline.day_metadata import failed_days_message
 from llama_pipeline.parsed_payloads import pool_names, pools_day, protocol_chain_names, protocols_day
 from llama_pipeline.defs.ingestion.charts import raw_pool_charts
 from llama_pipeline.io_manager import REPLACE_PARTITION, UPSERT, table_metadata
@@ -15,6 +16,7 @@ from llama_pipeline.transform.batches import DailyBatch, DailyBatches
 from llama_pipeline.transform.pools import snapshot_summary
 from llama_pipeline.transform.protocols import chain_rows, with_placeholders
 from llama_pipeline.warehouse import Warehouse
+from llama_pipeline.warehouse_lock import quote_ident
 
 _COMMON = dict(
     partitions_def=DAILY,
@@ -31,6 +33,27 @@ def _from_history(warehouse: Warehouse, table: str, day: dt.date) -> DailyBatch:
     with warehouse.connection() as conn:
         rows = history.history_dimension_rows(conn, warehouse.schema_name, table, day)
     return DailyBatch(day, rows, summary={"source": "chart"}, seen_only=True)
+
+
+def refuse_days_without_data(warehouse: Warehouse, asset: str, days: tuple[dt.date, ...]) -> None:
+    """Fail, before anything is written, when a day of the run has neither a stored /pools payload nor
+    stored chart points: every table built from /pools would be a green, empty day. Every such day is
+    named on a line of its own, so a failed backfill says which days and why."""
+    with warehouse.connection() as conn, conn.cursor() as cur:
+        cur.execute(
+            f"SELECT d::date FROM unnest(%s::date[]) AS d WHERE NOT EXISTS (SELECT 1 FROM "
+            f"{quote_ident(warehouse.schema_name)}.raw_payloads r WHERE r.endpoint = 'pools' AND r.partition_date = d) "
+            f"AND NOT EXISTS (SELECT 1 FROM {quote_ident(warehouse.schema_name)}.pool_chart_points c "
+            "WHERE c.snapshot_date = d) ORDER BY 1",
+            (list(days),),
+        )
+        empty = [row[0] for row in cur.fetchall()]
+    if empty:
+        raise dg.Failure(description=failed_days_message(
+            f"{asset} (nothing to load)", len(days),
+            [(day, "neither a stored /pools payload nor stored chart history, and /pools serves only today: a past "
+              "day is never filled with today's data. Materialize raw_pool_charts for this day (with the rest of "
+              "the graph) to fill it from DeFiLlama's per-pool history.") for day in empty]))
 
 
 @dg.asset(metadata={**table_metadata(schema.chains, UPSERT), **lineage.metadata_for("chains")},
@@ -51,6 +74,7 @@ def chains(raw_pools: RawArchive, raw_protocols: RawArchive, warehouse: Warehous
             protocol_spellings = {}
         return DailyBatch(day, chain_rows(day, pool_spellings, protocol_spellings))
 
+    refuse_days_without_data(warehouse, "chains", raw_pools.days)
     return dg.MaterializeResult(value=DailyBatches(raw_pools.days, build))
 
 
@@ -77,6 +101,7 @@ def projects(raw_protocols: RawArchive, raw_pools: RawArchive, warehouse: Wareho
         parsed = with_placeholders(listed, pool_projects, day)
         return DailyBatch(day, parsed.projects, parsed.rejects, {"invalid_values": parsed.invalid_values})
 
+    refuse_days_without_data(warehouse, "projects", raw_pools.days)
     return dg.MaterializeResult(value=DailyBatches(raw_protocols.days, build))
 
 
@@ -95,6 +120,7 @@ def pools(raw_pools: RawArchive, warehouse: Warehouse) -> dg.MaterializeResult:
             return _from_history(warehouse, "pools", day)
         return DailyBatch(day, parsed.pools, parsed.rejects)
 
+    refuse_days_without_data(warehouse, "pools", raw_pools.days)
     return dg.MaterializeResult(value=DailyBatches(raw_pools.days, build))
 
 
@@ -113,20 +139,14 @@ def pool_snapshots(raw_pools: RawArchive, warehouse: Warehouse) -> dg.Materializ
     def build(day: dt.date) -> DailyBatch:
         try:
             parsed = pools_day(raw_pools, day).parsed
-        except MissingPayload as missing:
+        except MissingPayload:  # refuse_days_without_data made sure the day has chart points
             with warehouse.connection() as conn:
                 rows = history.chart_snapshots(conn, warehouse.schema_name, day)
-            if rows.empty:
-                raise dg.Failure(
-                    description=f"{day.isoformat()} has neither a stored /pools payload nor stored chart history, "
-                    "and /pools serves only today: a past day is never filled with today's data. Materialize "
-                    "raw_pool_charts for this day (with the rest of the graph) to fill it from DeFiLlama's "
-                    "per-pool history."
-                ) from missing
             summary = {**snapshot_summary(rows), "source": "chart",
                        "columns_not_in_chart": ", ".join(history.NOT_IN_CHART)}
             return DailyBatch(day, rows, summary=summary)
         summary = {**snapshot_summary(parsed.snapshots), "source": "pools", "invalid_values": parsed.invalid_values}
         return DailyBatch(day, parsed.snapshots, parsed.rejects, summary)
 
+    refuse_days_without_data(warehouse, "pool_snapshots", raw_pools.days)
     return dg.MaterializeResult(value=DailyBatches(raw_pools.days, build))

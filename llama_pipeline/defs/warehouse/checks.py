@@ -14,7 +14,8 @@ import dagster as dg
 from pydantic import Field
 
 from llama_pipeline import clock, quality
-from llama_pipeline.defs.ingestion.checks import run_days, yesterday_captured
+from llama_pipeline.daily_check_results import DailyResults, run_days
+from llama_pipeline.defs.ingestion.checks import yesterday_captured
 from llama_pipeline.partitions import DAILY
 from llama_pipeline.warehouse import Warehouse
 
@@ -32,8 +33,8 @@ def _counts_add_up(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
                     description=f"Blocking: every record of the day's payload is a row of {name} or a reject "
                     "(record_count == rows loaded + rejects, key by key). Days filled from chart history "
                     "have no payload and are skipped.")
-    def check(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
-        return run_days(context, warehouse, lambda db, day: quality.counts_add_up(db, name, day))
+    def check(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> DailyResults:
+        yield from run_days(context, warehouse, lambda db, day: quality.counts_add_up(db, name, day))
 
     return check
 
@@ -43,8 +44,8 @@ def _keys_unique(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
 
     @dg.asset_check(asset=asset, name="keys_unique", blocking=True, partitions_def=DAILY,
                     description=f"Blocking: no duplicate or NULL key among the rows of {name} seen on the day.")
-    def check(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
-        return run_days(context, warehouse, lambda db, day: quality.keys_unique(db, name, day))
+    def check(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> DailyResults:
+        yield from run_days(context, warehouse, lambda db, day: quality.keys_unique(db, name, day))
 
     return check
 
@@ -59,36 +60,36 @@ pool_snapshots_keys_unique = _keys_unique(pool_snapshots)
 
 
 @dg.asset_check(asset=pools, blocking=True, partitions_def=DAILY)
-def pools_join_chain_and_project(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+def pools_join_chain_and_project(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> DailyResults:
     """Blocking: every pool seen on the day joins a row of chains and a row of projects."""
-    return run_days(context, warehouse, quality.pools_join)
+    yield from run_days(context, warehouse, quality.pools_join)
 
 
 @dg.asset_check(asset=pool_snapshots, blocking=True, partitions_def=DAILY)
-def snapshots_join_pools(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+def snapshots_join_pools(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> DailyResults:
     """Blocking: every snapshot of the day joins a row of pools."""
-    return run_days(context, warehouse, quality.snapshots_join)
+    yield from run_days(context, warehouse, quality.snapshots_join)
 
 
 # -- warnings ------------------------------------------------------------------------------------
 
 @dg.asset_check(asset=pool_snapshots, partitions_def=DAILY)
-def values_in_range(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+def values_in_range(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> DailyResults:
     """Warning: APY below 0 or above 1e6, or TVL negative, in the day's snapshots (loaded as sent)."""
-    return run_days(context, warehouse, quality.values_in_range, WARN)
+    yield from run_days(context, warehouse, quality.values_in_range, WARN)
 
 
 @dg.asset_check(asset=pools, partitions_def=DAILY)
-def pool_projects_listed(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+def pool_projects_listed(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> DailyResults:
     """Warning: projects named by the day's pools that /protocols lacks (they get placeholder rows)."""
-    return run_days(context, warehouse, quality.placeholder_projects, WARN)
+    yield from run_days(context, warehouse, quality.placeholder_projects, WARN)
 
 
 @dg.asset_check(asset=chains, partitions_def=DAILY)
-def chains_in_alias_map(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+def chains_in_alias_map(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> DailyResults:
     """Warning: chains of the day that the alias map does not know (loaded under their own spelling,
     so a new spelling of a known chain would split it), and names that differ only in spelling."""
-    return run_days(context, warehouse, quality.chains_known, WARN)
+    yield from run_days(context, warehouse, quality.chains_known, WARN)
 
 
 class RejectsConfig(dg.Config):
@@ -103,10 +104,10 @@ def _rejects_within(asset: dg.AssetsDefinition, endpoint: str) -> dg.AssetChecks
     @dg.asset_check(asset=asset, name="rejects_within_threshold", partitions_def=DAILY,
                     description=f"Warning: more of the day's /{endpoint} records rejected by {name} than the "
                     "threshold (LLAMA_MAX_REJECT_FRACTION, default 1%).")
-    def check(context: dg.AssetCheckExecutionContext, config: RejectsConfig, warehouse: Warehouse) -> dg.AssetCheckResult:
+    def check(context: dg.AssetCheckExecutionContext, config: RejectsConfig, warehouse: Warehouse) -> DailyResults:
         fraction = config.max_fraction if config.max_fraction is not None else quality.max_reject_fraction()
-        return run_days(context, warehouse, lambda db, day: quality.rejects_within(db, name, endpoint, day, fraction),
-                        WARN)
+        yield from run_days(context, warehouse, lambda db, day: quality.rejects_within(db, name, endpoint, day, fraction),
+                            WARN)
 
     return check
 
