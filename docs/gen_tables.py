@@ -13,8 +13,9 @@ from sqlalchemy.dialects import postgresql
 from llama_pipeline import schema
 
 START, END = "<!-- tables:start", "<!-- tables:end -->"
-ORDER = ["chains", "projects", "pools", "pool_snapshots", "raw_payloads", "raw_payload_quarantine", "raw_pool_charts", "pool_chart_points",
-         "rejects", "pool_latest", "chain_daily_stats", "project_daily_stats", "pool_apy_stats"]
+ORDER = ["chains", "projects", "pools", "pool_snapshots", "raw_payloads", "raw_payload_quarantine", "raw_pool_charts",
+         "pool_chart_points", "rejects", "pool_latest", "chain_daily_stats", "project_daily_stats", "pool_apy_stats",
+         "lend_borrow_snapshots", "chain_tvl_daily", "protocol_tvl_daily", "project_renames", "raw_series"]
 
 
 def render() -> str:

@@ -1,4 +1,4 @@
-"""Fetching many pools' ``/chart/{pool}`` at once: bounded concurrency, a polite rate, results handed
+"""Fetching many URLs at once (pools' ``/chart/{pool}``, chains' and protocols' TVL history): bounded concurrency, a polite rate, results handed
 over in batches, and a prompt stop when the run fails or is terminated."""
 
 from __future__ import annotations
@@ -15,13 +15,22 @@ from llama_pipeline.http_client import DefiLlamaClient, FetchError
 
 
 @dataclasses.dataclass(frozen=True)
-class ChartResult:
-    pool_id: str
+class Fetched:
+    """One response (or the failure to get one) of a many-URL fetch."""
+
+    key: str  # what was fetched: a pool id, a chain, a protocol slug
     url: str
     fetched_at: dt.datetime
     http_status: int | None
     body: bytes | None
     error: str | None
+
+    @property
+    def pool_id(self) -> str:
+        return self.key
+
+
+ChartResult = Fetched  # a pool's /chart response
 
 
 class _RateLimiter:
@@ -52,46 +61,67 @@ def fetch_charts(
     log: Callable[[str], None],
     batch_size: int = 50,
     progress_every: float = 10.0,
-) -> dict[str, int]:
-    """Fetch every pool's chart with bounded concurrency and rate; hand results over in batches so the
-    caller can commit them as they come. Returns counts of fetched and failed charts.
+) -> dict[str, float]:
+    """Fetch every pool's chart (see ``fetch_many``)."""
+    return fetch_many(client, [(pool_id, client.chart_url.format(pool=pool_id)) for pool_id in pool_ids],
+                      concurrency=concurrency, rate_per_second=rate_per_second, on_batch=on_batch, log=log,
+                      what="charts", batch_size=batch_size, progress_every=progress_every)
+
+
+def fetch_many(
+    client: DefiLlamaClient,
+    urls: Sequence[tuple[str, str]],
+    *,
+    concurrency: int,
+    rate_per_second: float,
+    on_batch: Callable[[list[Fetched]], None],
+    log: Callable[[str], None],
+    what: str,
+    batch_size: int = 50,
+    max_batch_bytes: int = 64 << 20,
+    progress_every: float = 10.0,
+) -> dict[str, float]:
+    """Fetch every (key, url) with bounded concurrency and rate; hand results over in batches (of
+    ``batch_size`` results or ``max_batch_bytes`` of bodies, whichever comes first: a protocol's body
+    reaches 28 MB) so the caller can commit them as they come. Returns counts of fetched and failed
+    URLs and the requests per second.
 
     When anything stops the loop (a write that fails in ``on_batch``, the run being terminated, which
     raises in this thread), the fetches still queued are cancelled and the ones in flight are not
     waited for: the step ends at once instead of fetching everything it had queued first."""
     limiter = _RateLimiter(rate_per_second)
     started = last_report = time.monotonic()
-    counts = {"fetched": 0, "failed": 0}
-    pending: list[ChartResult] = []
+    counts: dict[str, float] = {"fetched": 0, "failed": 0}
+    pending: list[Fetched] = []
+    pending_bytes = 0
     stop = threading.Event()
 
-    def one(pool_id: str) -> ChartResult | None:
+    def one(key: str, url: str) -> Fetched | None:
         limiter.wait()
         if stop.is_set():  # stopped while this one waited its turn
             return None
-        url = client.chart_url.format(pool=pool_id)
         try:
             response = client.fetch(url)
         except FetchError as error:
-            return ChartResult(pool_id, url, clock.now(), error.status,
-                               error.body or None, str(error))
-        return ChartResult(pool_id, url, response.fetched_at, response.status, response.body, None)
+            return Fetched(key, url, clock.now(), error.status, error.body or None, str(error))
+        return Fetched(key, url, response.fetched_at, response.status, response.body, None)
 
-    pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="chart")
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix=what)
     try:
-        futures = [pool.submit(one, pool_id) for pool_id in pool_ids]
+        futures = [pool.submit(one, key, url) for key, url in urls]
         for done, future in enumerate(as_completed(futures), start=1):
             result = future.result()
             counts["failed" if result.error else "fetched"] += 1
             pending.append(result)
-            if len(pending) >= batch_size:
+            pending_bytes += len(result.body or b"")
+            if len(pending) >= batch_size or pending_bytes >= max_batch_bytes:
                 on_batch(pending)
-                pending = []
+                pending, pending_bytes = [], 0
             now = time.monotonic()
             if now - last_report >= progress_every or done == len(futures):
                 last_report = now
                 rate = done / max(now - started, 1e-9)
-                log(f"charts {done:,}/{len(futures):,} ({counts['failed']:,} failed), {rate:.1f} req/s")
+                log(f"{what} {done:,}/{len(futures):,} ({int(counts['failed']):,} failed), {rate:.1f} req/s")
     except BaseException:  # a termination arrives as a BaseException (DagsterExecutionInterruptedError)
         stop.set()
         pool.shutdown(wait=False, cancel_futures=True)
@@ -99,4 +129,5 @@ def fetch_charts(
     pool.shutdown(wait=True)
     if pending:
         on_batch(pending)
+    counts["requests_per_second"] = round(len(urls) / max(time.monotonic() - started, 1e-9), 2)
     return counts

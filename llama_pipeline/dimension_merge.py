@@ -46,6 +46,15 @@ def fold_days(
     return merged.reset_index()[[c.name for c in table.columns]]
 
 
+def with_kept_columns(frame: pd.DataFrame, table: sa.Table) -> pd.DataFrame:
+    """A dimension's rows with its "keep" columns, NULL where the payload behind them does not carry
+    them (the ``chains`` rows of /pools lack /v2/chains' ids): the upsert keeps the stored values."""
+    missing = [c.name for c in table.columns if c.info.get("merge") == "keep" and c.name not in frame.columns]
+    if not missing:
+        return frame
+    return frame.assign(**dict.fromkeys(missing)).reindex(columns=[c.name for c in table.columns])
+
+
 def upsert_sql(target: str, table: sa.Table) -> str:
     """INSERT ... ON CONFLICT from ``_stage``; returns (inserted, updated) counts.
 
@@ -69,6 +78,9 @@ def upsert_sql(target: str, table: sa.Table) -> str:
             # Byte order, as Python sorts the aliases, so that a re-run compares equal on any collation.
             merged[name] = (f'ARRAY(SELECT DISTINCT x COLLATE "C" FROM unnest(t.{name} || EXCLUDED.{name}) AS x '
                             'ORDER BY 1)')
+        elif column.info.get("merge") == "keep":
+            merged[name] = (f"CASE WHEN {newer} THEN coalesce(EXCLUDED.{name}, t.{name}) "
+                            f"ELSE coalesce(t.{name}, EXCLUDED.{name}) END")
         elif column.info.get("merge") == "keep_known":
             placeholder = column.info["placeholder"].replace("'", "''")
             merged[name] = f"CASE WHEN {newer} AND EXCLUDED.{name} <> '{placeholder}' THEN EXCLUDED.{name} ELSE t.{name} END"

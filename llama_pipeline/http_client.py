@@ -23,6 +23,12 @@ from llama_pipeline import clock
 DEFAULT_POOLS_URL = "https://yields.llama.fi/pools"
 DEFAULT_PROTOCOLS_URL = "https://api.llama.fi/protocols"
 DEFAULT_CHART_URL = "https://yields.llama.fi/chart/{pool}"
+DEFAULT_LEND_BORROW_URL = "https://yields.llama.fi/lendBorrow"
+DEFAULT_CHAINS_URL = "https://api.llama.fi/v2/chains"
+DEFAULT_CHAIN_TVL_URL = "https://api.llama.fi/v2/historicalChainTvl/{chain}"
+DEFAULT_PROTOCOL_URL = "https://api.llama.fi/protocol/{slug}"
+# A paid route: the key is part of the path (DeFiLlama's pro API), so it is removed from what is stored.
+DEFAULT_LEND_BORROW_CHART_URL = "https://pro-api.llama.fi/{api_key}/yields/chartLendBorrow/{pool}"
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 RETRYABLE_LATER = (408, 429)  # client errors that a later attempt can get past
 
@@ -131,6 +137,21 @@ class DefiLlamaClient(dg.ConfigurableResource):
     chart_url: str = Field(
         default=DEFAULT_CHART_URL, description="URL template of /chart/{pool} (CHART_URL), for history."
     )
+    lend_borrow_url: str = Field(
+        default=DEFAULT_LEND_BORROW_URL, description="URL of /lendBorrow (LEND_BORROW_URL); file:// works."
+    )
+    chains_url: str = Field(default=DEFAULT_CHAINS_URL, description="URL of /v2/chains (CHAINS_URL); file:// works.")
+    chain_tvl_url: str = Field(
+        default=DEFAULT_CHAIN_TVL_URL, description="URL template of /v2/historicalChainTvl/{chain} (CHAIN_TVL_URL)."
+    )
+    protocol_url: str = Field(
+        default=DEFAULT_PROTOCOL_URL, description="URL template of /protocol/{slug} (PROTOCOL_URL)."
+    )
+    lend_borrow_chart_url: str = Field(
+        default=DEFAULT_LEND_BORROW_CHART_URL,
+        description="URL template of the paid /chartLendBorrow/{pool} (LEND_BORROW_CHART_URL), with {api_key}.",
+    )
+    api_key: str = Field(default="", description="DeFiLlama API key (DEFILLAMA_API_KEY); empty: paid routes off.")
     connect_timeout: float = Field(default=10.0, description="Seconds to establish a connection.")
     read_timeout: float = Field(default=60.0, description="Seconds to wait between bytes of the response.")
     max_attempts: int = Field(default=5, description="Attempts per request, the first included.")
@@ -234,3 +255,8 @@ class DefiLlamaClient(dg.ConfigurableResource):
                 fetched_at=clock.now(),
                 attempts=attempt + history,
             )
+
+
+def without_key(text: str, api_key: str) -> str:
+    """``text`` (a URL, an error naming one) with the API key replaced by ``***``."""
+    return text.replace(api_key, "***") if api_key else text

@@ -24,7 +24,7 @@ import psycopg2.extensions
 import sqlalchemy as sa
 
 from llama_pipeline import day_metadata, parsed_payloads, quarantine, raw_archive, schema
-from llama_pipeline.dimension_merge import attribute_upsert, fold_days, upsert_sql
+from llama_pipeline.dimension_merge import attribute_upsert, fold_days, upsert_sql, with_kept_columns
 from llama_pipeline.gc_pause import paused_gc
 from llama_pipeline.partitions import days_of
 from llama_pipeline.pg_copy import copy_buffer
@@ -216,7 +216,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                     figures["inserted"] = len(frame)
                     figures.setdefault("replaced", 0)
                 else:
-                    folded = fold_days(folded, frame, table, seen_only=batch.seen_only)
+                    folded = fold_days(folded, with_kept_columns(frame, table), table, seen_only=batch.seen_only)
                 if batch.rejects:
                     reject_frame = pd.DataFrame(
                         [(asset, batch.day, r.record_index, r.record_key, r.reason, r.record) for r in batch.rejects],

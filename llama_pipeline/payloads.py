@@ -16,8 +16,11 @@ import zlib
 import zstandard
 from typing import Literal
 
-Endpoint = Literal["pools", "protocols"]
+Endpoint = Literal["pools", "protocols", "lend_borrow", "chain_list"]
+# The yields' endpoints: a day is captured when these are (the capture sensor's rule).
 ENDPOINTS: tuple[Endpoint, ...] = ("pools", "protocols")
+# /lendBorrow and /v2/chains ("lend_borrow", "chain_list") serve only the present too: they are archived
+# per day like /pools, by the same whole-graph runs that capture the yields.
 
 
 class PayloadError(ValueError):
@@ -75,7 +78,8 @@ def decode_records(endpoint: Endpoint, body: bytes, url: str) -> list:
     """Parse a payload and return its records, or raise PayloadError saying what is wrong with it.
 
     ``/pools`` is ``{"status": "success", "data": [...]}`` (a recorded sample lacks ``status``, so a
-    missing status is accepted, a different one is not); ``/protocols`` is a bare list.
+    missing status is accepted, a different one is not); ``/protocols``, ``/lendBorrow`` and
+    ``/v2/chains`` are bare lists.
     """
     where = f"{endpoint} payload from {url} ({len(body):,} bytes)"
     try:

@@ -135,7 +135,10 @@ _RECONCILE = {
                  "SELECT count(*) FROM {t} WHERE slug = ANY(%s) AND first_seen_date <= %s AND last_seen_date >= %s"),
     "pool_snapshots": ("pools", _pool_key,
                        "SELECT count(*) FROM {t} WHERE pool_id = ANY(%s::uuid[]) AND snapshot_date = %s AND %s IS NOT NULL"),
+    "lend_borrow_snapshots": ("lend_borrow", _pool_key, "SELECT count(*) FROM {t} WHERE pool_id = ANY(%s::uuid[]) "
+                              "AND snapshot_date = %s AND %s IS NOT NULL"),
 }
+_FACTS = ("pool_snapshots", "lend_borrow_snapshots")
 
 
 def counts_add_up(db: Warehouse, asset: str, day: dt.date) -> Verdict:
@@ -161,7 +164,7 @@ def counts_add_up(db: Warehouse, asset: str, day: dt.date) -> Verdict:
     loaded = db.one(count_sql.format(t=db.t(asset)), (distinct, day, day))
     stored_count = db.record_count(endpoint, day)
     extra = 0
-    if asset == "pool_snapshots":  # a fact table's day must hold nothing beyond the payload's pools
+    if asset in _FACTS:  # a fact table's day must hold nothing beyond the payload's pools
         extra = db.one(f"SELECT count(*) FROM {db.t(asset)} WHERE snapshot_date = %s", (day,)) - loaded
     metadata = {"payload_records": len(records), "record_count_stored": stored_count, "rows_loaded": loaded,
                 "rejected": len(rejected), "unaccounted": len(records) - loaded - len(rejected)}

@@ -100,10 +100,16 @@ def stored_sha256(warehouse: Warehouse, endpoint: Endpoint, day: dt.date) -> str
 
 
 def load(warehouse: Warehouse, endpoint: Endpoint, day: dt.date) -> RawPayload:
-    with warehouse.connection() as conn, conn.cursor() as cur:
+    with warehouse.connection() as conn:
+        return load_in(conn, warehouse.schema_name, endpoint, day)
+
+
+def load_in(conn: psycopg2.extensions.connection, schema: str, endpoint: Endpoint, day: dt.date) -> RawPayload:
+    """``load`` through a connection the caller holds."""
+    with conn.cursor() as cur:
         cur.execute(
             f"SELECT url, fetched_at, http_status, content_type, compression, body, record_count FROM "
-            f"{quote_ident(warehouse.schema_name)}.raw_payloads WHERE endpoint = %s AND partition_date = %s",
+            f"{quote_ident(schema)}.raw_payloads WHERE endpoint = %s AND partition_date = %s",
             (endpoint, day),
         )
         row = cur.fetchone()

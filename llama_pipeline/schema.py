@@ -52,7 +52,7 @@ def _response_columns() -> list[sa.Column]:
 raw_payloads = sa.Table(
     "raw_payloads",
     metadata,
-    sa.Column("endpoint", sa.Text, primary_key=True, comment="Which payload: 'pools' or 'protocols'."),
+    sa.Column("endpoint", sa.Text, primary_key=True, comment="Which payload: 'pools', 'protocols', 'lend_borrow' or 'chain_list'."),
     sa.Column("partition_date", sa.Date, primary_key=True, comment="UTC day the payload describes."),
     *_response_columns(),
     sa.Column("record_count", sa.Integer, nullable=False, comment="Records in the payload's list."),
@@ -63,7 +63,8 @@ raw_payload_quarantine = sa.Table(
     "raw_payload_quarantine",
     metadata,
     sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True, comment="Row id."),
-    sa.Column("endpoint", sa.Text, nullable=False, comment="Which payload: 'pools' or 'protocols'."),
+    sa.Column("endpoint", sa.Text, nullable=False,
+              comment="Which payload: 'pools', 'protocols', 'lend_borrow' or 'chain_list'."),
     sa.Column("partition_date", sa.Date, nullable=False, comment="UTC day the capture was fetched for."),
     *_response_columns(),
     sa.Column("status", sa.Text, nullable=False,
@@ -81,6 +82,15 @@ chains = sa.Table(
     sa.Column(
         "aliases", TEXT_ARRAY, nullable=False, comment="Every spelling seen for this chain.", info={"merge": "union"}
     ),
+    # From /v2/chains (the chain_metadata asset). "keep": a row written without them (from /pools and
+    # /protocols, which do not carry them) leaves the known values in place.
+    sa.Column("gecko_id", sa.Text, comment="CoinGecko id of the chain's token (gecko_id, /v2/chains).",
+              info={"merge": "keep"}),
+    sa.Column("token_symbol", sa.Text, comment="Symbol of the chain's token (tokenSymbol, /v2/chains).",
+              info={"merge": "keep"}),
+    sa.Column("cmc_id", sa.Text, comment="CoinMarketCap id (cmcId, /v2/chains).", info={"merge": "keep"}),
+    sa.Column("chain_id", sa.BigInteger, comment="EVM chain id (chainId, /v2/chains); NULL for other chains.",
+              info={"merge": "keep"}),
     *_seen_columns(),
     comment="One row per network, with the spellings of both endpoints folded together.",
 )
@@ -343,3 +353,8 @@ pool_apy_stats = sa.Table(
 )
 
 ALEMBIC_VERSION_TABLE = "llama_alembic_version"
+
+
+# The datasets beside the yields (lending, chain and protocol TVL, renames) add their tables to the same
+# metadata; imported last because they reference the tables above.
+from llama_pipeline import schema_datasets  # noqa: E402,F401

@@ -98,6 +98,9 @@ def resources(warehouse: Warehouse, http: PayloadServer) -> dict:
         "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
         "defillama": DefiLlamaClient(
             pools_url=http.url("/pools"), protocols_url=http.url("/protocols"), chart_url=http.url("/chart/{pool}"),
+            lend_borrow_url=http.url("/lendBorrow"), chains_url=http.url("/v2/chains"),
+            chain_tvl_url=http.url("/v2/historicalChainTvl/{chain}"), protocol_url=http.url("/protocol/{slug}"),
+            lend_borrow_chart_url=http.url("/{api_key}/yields/chartLendBorrow/{pool}"),
             backoff_factor=0.01, max_wait=0.2, read_timeout=5,
         ),
     }
@@ -116,6 +119,18 @@ def all_assets() -> list[dg.AssetsDefinition]:
     from llama_pipeline.defs.warehouse.assets import chains, pool_snapshots, pools, projects
 
     return [raw_pools, raw_protocols, raw_pool_charts, chains, projects, pools, pool_snapshots]
+
+
+def dataset_assets() -> list[dg.AssetsDefinition]:
+    """The assets of the datasets beside the yields (lending, chain ids and TVL, protocol TVL, renames)."""
+    from llama_pipeline.defs.chain_tvl.assets import chain_metadata, chain_tvl_daily, raw_chain_list
+    from llama_pipeline.defs.lend_borrow.assets import lend_borrow_snapshots, raw_lend_borrow
+    from llama_pipeline.defs.lend_borrow.history import lend_borrow_history
+    from llama_pipeline.defs.project_renames.assets import project_renames
+    from llama_pipeline.defs.protocol_tvl.assets import protocol_tvl_daily
+
+    return [raw_lend_borrow, lend_borrow_snapshots, raw_chain_list, chain_metadata, chain_tvl_daily,
+            protocol_tvl_daily, project_renames, lend_borrow_history]
 
 
 def warehouse_assets() -> list[dg.AssetsDefinition]:
@@ -145,7 +160,7 @@ def materialize(assets, resources: dict, partition: str | dt.date | None = None,
     elif partition is None:
         partition = utc_today()
     return dg.materialize(
-        all_assets(),
+        [*all_assets(), *dataset_assets()],
         selection=[asset.key for asset in assets],
         resources=resources,
         partition_key=partition.isoformat() if isinstance(partition, dt.date) else partition,

@@ -20,12 +20,27 @@ HEADINGS = (
 )
 
 
-def test_benchmark_quick_run(database_url: str) -> None:
+def quick_run(script: str, database_url: str, prefix: str) -> str:
     completed = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick",
-         "--database-url", database_url, "--schema-prefix", "smoke"],
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick",
+         "--database-url", database_url, "--schema-prefix", prefix],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
+    return completed.stdout
+
+
+def test_benchmark_quick_run(database_url: str) -> None:
+    stdout = quick_run("run.py", database_url, "smoke")
     for heading in HEADINGS:
-        assert heading in completed.stdout, f"{heading!r} missing from:\n{completed.stdout}"
+        assert heading in stdout, f"{heading!r} missing from:\n{stdout}"
+
+
+DATASET_HEADINGS = ("== D1. Daily run with all datasets", "== D2. History backfills", "== Targets (datasets)")
+
+
+def test_datasets_benchmark_quick_run(database_url: str) -> None:
+    stdout = quick_run("datasets.py", database_url, "smoke15")
+    for heading in DATASET_HEADINGS:
+        assert heading in stdout, f"{heading!r} missing from:\n{stdout}"
+    assert "all chains' TVL history" in stdout and "protocols' TVL history" in stdout

@@ -19,7 +19,7 @@ from llama_pipeline import clock
 from llama_pipeline_tests.conftest import archive_payloads
 from llama_pipeline_tests.daemon_server import dagster_daemon, launch, wait_until
 from llama_pipeline_tests.defs.test_capture import store_today
-from llama_pipeline_tests.testing import synthetic
+from llama_pipeline_tests.testing import synthetic, synthetic_datasets
 from llama_pipeline_tests.testing.payload_server import PayloadServer, Response
 from llama_pipeline_tests.test_ui_browser import query_schema  # noqa: F401 - a fixture
 from llama_pipeline_tests.ui_server import dagster_database
@@ -33,8 +33,10 @@ def day_payloads() -> tuple[dict, dict, list]:
 
 
 @pytest.fixture
-def http() -> PayloadServer:
+def http(day_payloads) -> PayloadServer:
     with PayloadServer() as server:
+        # the whole graph captures the datasets beside the yields too
+        synthetic_datasets.serve(server, day_payloads[0], lending=20, chains=10, chain_days=10, protocol_days=10)
         yield server
 
 
@@ -47,6 +49,7 @@ def dagster_pg(server_url: str) -> str:
 def daemon_env(database_url: str, schema_name: str, http: PayloadServer, **extra: str) -> dict[str, str]:
     return {"DATABASE_URL": database_url, "WAREHOUSE_SCHEMA": schema_name, "SOURCE_URL": http.url("/pools"),
             "PROTOCOLS_URL": http.url("/protocols"), "CHART_URL": http.url("/chart/{pool}"),
+            "LEND_BORROW_URL": http.url("/lendBorrow"), "CHAINS_URL": http.url("/v2/chains"),
             "LLAMA_CAPTURE_SENSOR_SECONDS": "2", "LLAMA_FETCH_RETRY_DELAY": "0.5", **extra}
 
 
@@ -77,7 +80,7 @@ def test_the_daemon_captures_today_at_start_on_a_warehouse_never_migrated(
     today = clock.today()
     assert run.tags["dagster/partition"] == today.isoformat()
     assert run.tags["dagster/sensor_name"] == "capture_today_sensor"
-    assert query_schema("SELECT endpoint, sha256 FROM raw_payloads WHERE partition_date = %s ORDER BY 1",
+    assert query_schema("SELECT endpoint, sha256 FROM raw_payloads WHERE partition_date = %s AND endpoint IN ('pools', 'protocols') ORDER BY 1",
                         (today,)) == [("pools", sha(pools_payload)), ("protocols", sha(protocols))]
     assert query_schema("SELECT count(*) FROM pool_snapshots WHERE snapshot_date = %s", (today,)) == [
         (len(pools_payload["data"]),)]
@@ -178,7 +181,7 @@ def test_a_daemon_killed_mid_run_and_restarted_still_captures_the_day_whole(
         hold.set()
     assert run.run_id != killed.run_id
     today = clock.today()
-    assert query_schema("SELECT endpoint, sha256 FROM raw_payloads WHERE partition_date = %s ORDER BY 1",
+    assert query_schema("SELECT endpoint, sha256 FROM raw_payloads WHERE partition_date = %s AND endpoint IN ('pools', 'protocols') ORDER BY 1",
                         (today,)) == [("pools", sha(pools_payload)), ("protocols", sha(protocols))]
     assert query_schema("SELECT count(*) FROM pool_snapshots WHERE snapshot_date = %s", (today,)) == [
         (len(pools_payload["data"]),)]

@@ -11,7 +11,9 @@ import pytest
 
 CORE = {"raw_pools", "raw_protocols", "raw_pool_charts", "chains", "projects", "pools", "pool_snapshots"}
 ANALYTICS = {"pool_latest", "pool_apy_rolling", "pool_apy_stats", "chain_daily_stats", "project_daily_stats"}
-ASSETS = CORE | ANALYTICS
+DATASETS = {"raw_lend_borrow", "lend_borrow_snapshots", "raw_chain_list", "chain_metadata", "chain_tvl_daily",
+            "protocol_tvl_daily", "project_renames", "lend_borrow_history"}
+ASSETS = CORE | ANALYTICS | DATASETS
 
 
 @pytest.fixture
@@ -28,17 +30,25 @@ def test_definitions_load_with_all_assets(defs):
     assert keys == ASSETS
     graph = defs.resolve_asset_graph()
     parents = {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys} for k in graph.get_all_asset_keys()}
-    assert parents["pools"] == {"raw_pools", "chains", "projects", "raw_pool_charts"}
+    assert parents["pools"] == {"raw_pools", "chains", "projects", "raw_pool_charts", "project_renames"}
     assert parents["pool_snapshots"] == {"raw_pools", "pools", "raw_pool_charts"}
     assert parents["chains"] == {"raw_pools", "raw_protocols", "raw_pool_charts"}
     assert parents["raw_pool_charts"] == {"raw_pools"}
+    # the datasets sit beside the yields, on the shared dimensions
+    assert parents["lend_borrow_snapshots"] == {"raw_lend_borrow", "raw_pools", "pools"}
+    assert parents["chain_metadata"] == {"raw_chain_list", "chains"}
+    assert parents["chain_tvl_daily"] == {"chain_metadata"}
+    assert parents["protocol_tvl_daily"] == {"projects", "pool_snapshots"}
+    assert parents["project_renames"] == {"raw_pools", "projects"}
+    assert parents["lend_borrow_history"] == {"lend_borrow_snapshots"}
 
 
 def test_every_asset_is_documented_daily_partitioned_and_typed(defs):
     for spec in defs.resolve_all_asset_specs():
         name = spec.key.to_user_string()
         assert spec.description and len(spec.description) > 40, name
-        assert spec.group_name in ("ingestion", "warehouse", "analytics"), name
+        assert spec.group_name in ("ingestion", "warehouse", "analytics", "lend_borrow", "chain_tvl",
+                                   "protocol_tvl"), name
         assert spec.kinds and "postgres" in spec.kinds, name
         assert isinstance(spec.partitions_def, dg.DailyPartitionsDefinition), name
         assert spec.metadata.get("table"), name
@@ -51,7 +61,7 @@ def test_schedule_runs_the_whole_graph_daily_by_default(defs):
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     assert schedule.cron_schedule == "0 23 * * *"
     job = defs.resolve_job_def("daily_refresh")
-    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} >= CORE
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} >= CORE | DATASETS
 
 
 def test_database_url_is_an_env_var_not_a_value(defs):

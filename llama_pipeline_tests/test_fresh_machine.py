@@ -15,6 +15,7 @@ where not root, without unshare or git, or without the interpreter.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
 import shutil
@@ -27,7 +28,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from llama_pipeline_tests.testing import synthetic
+from llama_pipeline_tests.testing import synthetic, synthetic_datasets
 
 REPO = Path(__file__).resolve().parents[1]
 HIDE_DIRS = ("/usr/lib/postgresql", "/usr/local/pgsql")
@@ -65,7 +66,8 @@ def _this_python() -> str:
 def _clean_env() -> dict[str, str]:
     """A new user's environment: no database, no Dagster settings, no venv, no PostgreSQL on PATH."""
     drop = ("DATABASE_URL", "DAGSTER_", "TEST_DATABASE_URL", "PGPASSFILE", "PGPASSWORD", "LLAMA_", "VIRTUAL_ENV",
-            "PYTHONPATH", "PYTHONHOME", "WAREHOUSE_SCHEMA", "SOURCE_URL", "PROTOCOLS_URL", "CHART_URL")
+            "PYTHONPATH", "PYTHONHOME", "WAREHOUSE_SCHEMA", "SOURCE_URL", "PROTOCOLS_URL", "CHART_URL",
+            "LEND_BORROW_URL", "CHAINS_URL", "CHAIN_TVL_URL", "PROTOCOL_URL")
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     venv_bin = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
@@ -107,8 +109,12 @@ def test_a_fresh_clone_loads_the_day_with_no_postgresql_reachable(clone, which, 
     protocols = synthetic.generate_protocols(40, seed=3)
     (tmp_path / "pools.json").write_bytes(synthetic.dumps(synthetic.generate_pools(120, seed=3, protocols=protocols)))
     (tmp_path / "protocols.json").write_bytes(synthetic.dumps(protocols))
+    pools = json.loads((tmp_path / "pools.json").read_bytes())
+    (tmp_path / "lendBorrow.json").write_bytes(synthetic.dumps(synthetic_datasets.generate_lend_borrow(pools, 30, 3)))
+    (tmp_path / "chains.json").write_bytes(synthetic.dumps(synthetic_datasets.generate_chain_list(20, 3)))
     env = _clean_env()
-    env.update(SOURCE_URL=(tmp_path / "pools.json").as_uri(), PROTOCOLS_URL=(tmp_path / "protocols.json").as_uri())
+    env.update(SOURCE_URL=(tmp_path / "pools.json").as_uri(), PROTOCOLS_URL=(tmp_path / "protocols.json").as_uri(),
+               LEND_BORROW_URL=(tmp_path / "lendBorrow.json").as_uri(), CHAINS_URL=(tmp_path / "chains.json").as_uri())
     shutil.rmtree(clone / ".venv", ignore_errors=True)  # each interpreter builds its own
     shutil.rmtree(clone / ".llama", ignore_errors=True)
 

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from llama_pipeline.partitions import utc_today
-from llama_pipeline_tests.testing import synthetic
+from llama_pipeline_tests.testing import synthetic, synthetic_datasets
 from llama_pipeline_tests.testing.payload_server import Response
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,7 +28,9 @@ def _report(tmp_path: Path, database_url: str, schema: str, http, *extra: str,
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "LLAMA_"))}
     env.update(DATABASE_URL=database_url, WAREHOUSE_SCHEMA=schema, DAGSTER_HOME=str(tmp_path),
                SOURCE_URL=http.url("/pools"), PROTOCOLS_URL=http.url("/protocols"),
-               CHART_URL=http.url("/chart/{pool}"))
+               CHART_URL=http.url("/chart/{pool}"), LEND_BORROW_URL=http.url("/lendBorrow"),
+               CHAINS_URL=http.url("/v2/chains"), CHAIN_TVL_URL=http.url("/v2/historicalChainTvl/{chain}"),
+               PROTOCOL_URL=http.url("/protocol/{slug}"))
     cmd = [sys.executable, "-m", "llama_bootstrap.run_report", "--log", str(tmp_path / "logs" / "run.log"),
            *(f"--tag={k}={v}" for k, v in tags.items()), "--",
            str(DAGSTER), "asset", "materialize", "-m", "llama_pipeline.definitions", "--select", "*", *partition]
@@ -40,6 +42,7 @@ def test_a_run_prints_a_line_per_asset_and_a_summary(tmp_path, http, warehouse, 
     pools, protocols = small_day
     http.set("/pools", synthetic.dumps(pools))
     http.set("/protocols", synthetic.dumps(protocols))
+    synthetic_datasets.serve(http, pools, lending=20, chains=20, chain_days=30, protocol_days=30)
     proc = _report(tmp_path, database_url, schema_name, http)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
@@ -48,9 +51,11 @@ def test_a_run_prints_a_line_per_asset_and_a_summary(tmp_path, http, warehouse, 
     assert re.search(rf" {len(pools['data']):,} rows +[\d.]+ s +\[\d+/\d+ steps, ", snapshots[0]), snapshots
     for asset in ("raw_pools", "raw_protocols", "chains", "projects", "pools", "pool_latest", "chain_daily_stats"):
         assert sum(line.startswith(f"  {asset} ") for line in lines) == 1, (asset, proc.stdout)
-    assert re.search(r"\[(\d+)/\1 steps, [\d.]+ steps/s\]$", proc.stdout, re.M), "the last step says all are done"
+    progress = [(int(done), int(total)) for done, total in re.findall(r"\[(\d+)/(\d+) steps, ", proc.stdout)]
+    assert len({total for _, total in progress}) == 1, progress  # one plan for the whole run
+    assert [done for done, _ in progress] == sorted({done for done, _ in progress}), progress  # steps only go up
     summary = lines[-1]
-    assert re.match(r"\[llama\] 12 assets materialized in [\d.]+ s, [\d,]+ rows; checks: \d+ passed, \d+ failed\. "
+    assert re.match(r"\[llama\] \d+ assets materialized in [\d.]+ s, [\d,]+ rows; checks: \d+ passed, \d+ failed\. "
                     r"Dagster's full log: .*run\.log$", summary), summary
     log = (tmp_path / "logs" / "run.log").read_text()
     assert "STEP_SUCCESS" in log and " - DEBUG - " in log
@@ -60,6 +65,7 @@ def test_a_run_prints_a_line_per_asset_and_a_summary(tmp_path, http, warehouse, 
 def test_a_failed_run_says_which_step_and_why(tmp_path, http, warehouse, database_url, schema_name, small_day):
     http.set("/pools", b'{"status": "success", "data": [')  # truncated: a payload error, not retried
     http.set("/protocols", synthetic.dumps(small_day[1]))
+    synthetic_datasets.serve(http, small_day[0], lending=20, chains=20, chain_days=30, protocol_days=30)
     proc = _report(tmp_path, database_url, schema_name, http)
     assert proc.returncode != 0
     out = proc.stdout
@@ -76,6 +82,7 @@ def test_a_history_range_shows_the_chart_fetch_progress(tmp_path, http, warehous
     pools, protocols = small_day
     http.set("/pools", synthetic.dumps(pools))
     http.set("/protocols", synthetic.dumps(protocols))
+    synthetic_datasets.serve(http, pools, lending=20, chains=20, chain_days=30, protocol_days=30)
     assert _report(tmp_path, database_url, schema_name, http).returncode == 0  # today first: the pools to fetch
     first, last = utc_today() - dt.timedelta(days=4), utc_today() - dt.timedelta(days=2)
     http.set_handler("/chart/", lambda path: Response(body=synthetic.dumps(

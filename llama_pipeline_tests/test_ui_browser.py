@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from llama_pipeline.partitions import utc_today
-from llama_pipeline_tests.testing import synthetic
+from llama_pipeline_tests.testing import synthetic, synthetic_datasets
 from llama_pipeline_tests.testing.payload_server import PayloadServer
 from llama_pipeline.transform.pools import parse_pools
 from llama_pipeline_tests.run_timing import RunTiming, run_timing
@@ -86,12 +86,17 @@ def test_asset_graph_launch_today_and_partitions_view(server_url, database_url, 
     with PayloadServer() as http, dagster_database(server_url) as dagster_pg_url:
         http.set("/pools", synthetic.dumps(pools))
         http.set("/protocols", synthetic.dumps(protocols))
+        synthetic_datasets.serve(http, pools, lending=20, chains=20, chain_days=30, protocol_days=30)
         env = {"DATABASE_URL": database_url, "WAREHOUSE_SCHEMA": schema_name,
-               "SOURCE_URL": http.url("/pools"), "PROTOCOLS_URL": http.url("/protocols")}
+               "SOURCE_URL": http.url("/pools"), "PROTOCOLS_URL": http.url("/protocols"),
+               "LEND_BORROW_URL": http.url("/lendBorrow"), "CHAINS_URL": http.url("/v2/chains"),
+               "CHAIN_TVL_URL": http.url("/v2/historicalChainTvl/{chain}"),
+               "PROTOCOL_URL": http.url("/protocol/{slug}")}
         with dagster_webserver(tmp_path / "dagster_home", dagster_pg_url, env, daemon=True) as ui, \
                 sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1900, "height": 1200})
+            # tall enough for every group of the expanded graph: the UI draws only the nodes in view
+            page = browser.new_page(viewport={"width": 2400, "height": 2400})
             page.set_default_timeout(60_000)
             expect.set_options(timeout=30_000)  # assertions too: the UI answers slowly on a loaded machine
             shot = 0
@@ -214,8 +219,12 @@ def test_range_backfill_shows_each_days_figures_and_checks_and_an_empty_day_fail
 
     with PayloadServer() as http, dagster_database(server_url) as dagster_pg_url:
         # Today's endpoints are served but never asked for (the days are past); charts are unknown (404).
+        synthetic_datasets.serve(http, payloads[days[-1]], lending=20, chains=20, chain_days=30, protocol_days=30)
         env = {"DATABASE_URL": database_url, "WAREHOUSE_SCHEMA": schema_name, "SOURCE_URL": http.url("/pools"),
-               "PROTOCOLS_URL": http.url("/protocols"), "CHART_URL": http.url("/chart/{pool}")}
+               "PROTOCOLS_URL": http.url("/protocols"), "CHART_URL": http.url("/chart/{pool}"),
+               "LEND_BORROW_URL": http.url("/lendBorrow"), "CHAINS_URL": http.url("/v2/chains"),
+               "CHAIN_TVL_URL": http.url("/v2/historicalChainTvl/{chain}"),
+               "PROTOCOL_URL": http.url("/protocol/{slug}")}
         warehouse = Warehouse(database_url=database_url, schema_name=schema_name)
         warehouse.setup_for_execution(None)  # the tables, so that the days' payloads can be stored
         for day, payload in payloads.items():

@@ -7,7 +7,10 @@ import os
 
 import dagster as dg
 
-from llama_pipeline.http_client import DEFAULT_CHART_URL, DEFAULT_POOLS_URL, DEFAULT_PROTOCOLS_URL, DefiLlamaClient
+from llama_pipeline.http_client import (
+    DEFAULT_CHAIN_TVL_URL, DEFAULT_CHAINS_URL, DEFAULT_CHART_URL, DEFAULT_LEND_BORROW_CHART_URL,
+    DEFAULT_LEND_BORROW_URL, DEFAULT_POOLS_URL, DEFAULT_PROTOCOL_URL, DEFAULT_PROTOCOLS_URL, DefiLlamaClient,
+)
 from llama_pipeline.io_manager import WarehouseIOManager
 from llama_pipeline.warehouse import Warehouse
 
@@ -33,6 +36,12 @@ def resources() -> dg.Definitions:
                 pools_url=_env_or("SOURCE_URL", DEFAULT_POOLS_URL),
                 protocols_url=_env_or("PROTOCOLS_URL", DEFAULT_PROTOCOLS_URL),
                 chart_url=_env_or("CHART_URL", DEFAULT_CHART_URL),
+                lend_borrow_url=_env_or("LEND_BORROW_URL", DEFAULT_LEND_BORROW_URL),
+                chains_url=_env_or("CHAINS_URL", DEFAULT_CHAINS_URL),
+                chain_tvl_url=_env_or("CHAIN_TVL_URL", DEFAULT_CHAIN_TVL_URL),
+                protocol_url=_env_or("PROTOCOL_URL", DEFAULT_PROTOCOL_URL),
+                lend_borrow_chart_url=_env_or("LEND_BORROW_CHART_URL", DEFAULT_LEND_BORROW_CHART_URL),
+                api_key=_env_or("DEFILLAMA_API_KEY", ""),  # an EnvVar when set: the UI shows its name only
             ),
         }
     )

@@ -106,7 +106,8 @@ def projects(raw_protocols: RawArchive, raw_pools: RawArchive, warehouse: Wareho
 
 
 @dg.asset(metadata={**table_metadata(schema.pools, UPSERT), **lineage.metadata_for("pools")},
-          deps=[chains, projects, raw_pool_charts], **_COMMON)
+          # project_renames compares the day's slugs with the stored ones before pools replaces them
+          deps=[chains, projects, raw_pool_charts, dg.AssetKey("project_renames")], **_COMMON)
 def pools(raw_pools: RawArchive, warehouse: Warehouse) -> dg.MaterializeResult:
     """One row per yield pool (by DeFiLlama's stable pool id): chain, project, symbol, pool_meta,
     exposure, IL risk, stablecoin flag, underlying and reward tokens, and the first and last day seen.
