@@ -28,11 +28,11 @@ if str(ROOT) not in sys.path:
 import psycopg2  # noqa: E402
 import requests  # noqa: E402
 
-from llama_pipeline import local_postgres  # noqa: E402
+from llama_bootstrap import local_postgres  # noqa: E402
 from llama_pipeline.db_url import libpq_url  # noqa: E402
 from llama_pipeline.partitions import utc_today  # noqa: E402
 from llama_pipeline_tests.run_timing import RunTiming, run_timing  # noqa: E402
-from llama_pipeline_tests.testing import synthetic  # noqa: E402
+from llama_pipeline_tests.testing import synthetic, synthetic_datasets  # noqa: E402
 from llama_pipeline_tests.testing.payload_server import PayloadServer  # noqa: E402
 from llama_pipeline_tests.ui_server import dagster_database, dagster_webserver  # noqa: E402
 
@@ -120,8 +120,11 @@ def measure(server_url: str, pools: int, reps: int, show_timeline: bool = False)
               tempfile.TemporaryDirectory() as home):
             http.set("/pools", synthetic.dumps(payload))
             http.set("/protocols", synthetic.dumps(protocols))
+            synthetic_datasets.serve(http, payload)  # /lendBorrow and /v2/chains at full size
             env = {"DATABASE_URL": warehouse_url, "SOURCE_URL": http.url("/pools"),
-                   "PROTOCOLS_URL": http.url("/protocols")}
+                   "PROTOCOLS_URL": http.url("/protocols"), "LEND_BORROW_URL": http.url("/lendBorrow"),
+                   "CHAINS_URL": http.url("/v2/chains"), "CHAIN_TVL_URL": http.url("/v2/historicalChainTvl/{chain}"),
+                   "PROTOCOL_URL": http.url("/protocol/{slug}")}
             with dagster_webserver(Path(home), dagster_pg_url, env, daemon=True) as ui, \
                     dg.DagsterInstance.from_config(str(home)) as instance:
                 for rep in range(reps + 1):
