@@ -121,10 +121,7 @@ def measure(server_url: str, pools: int, reps: int, show_timeline: bool = False)
             http.set("/pools", synthetic.dumps(payload))
             http.set("/protocols", synthetic.dumps(protocols))
             synthetic_datasets.serve(http, payload)  # /lendBorrow and /v2/chains at full size
-            env = {"DATABASE_URL": warehouse_url, "SOURCE_URL": http.url("/pools"),
-                   "PROTOCOLS_URL": http.url("/protocols"), "LEND_BORROW_URL": http.url("/lendBorrow"),
-                   "CHAINS_URL": http.url("/v2/chains"), "CHAIN_TVL_URL": http.url("/v2/historicalChainTvl/{chain}"),
-                   "PROTOCOL_URL": http.url("/protocol/{slug}")}
+            env = {"DATABASE_URL": warehouse_url, **synthetic_datasets.source_settings(http)}
             with dagster_webserver(Path(home), dagster_pg_url, env, daemon=True) as ui, \
                     dg.DagsterInstance.from_config(str(home)) as instance:
                 for rep in range(reps + 1):

@@ -47,9 +47,7 @@ def dagster_pg(server_url: str) -> str:
 
 
 def daemon_env(database_url: str, schema_name: str, http: PayloadServer, **extra: str) -> dict[str, str]:
-    return {"DATABASE_URL": database_url, "WAREHOUSE_SCHEMA": schema_name, "SOURCE_URL": http.url("/pools"),
-            "PROTOCOLS_URL": http.url("/protocols"), "CHART_URL": http.url("/chart/{pool}"),
-            "LEND_BORROW_URL": http.url("/lendBorrow"), "CHAINS_URL": http.url("/v2/chains"),
+    return {"DATABASE_URL": database_url, "WAREHOUSE_SCHEMA": schema_name, **synthetic_datasets.source_settings(http),
             "LLAMA_CAPTURE_SENSOR_SECONDS": "2", "LLAMA_FETCH_RETRY_DELAY": "0.5", **extra}
 
 

@@ -27,10 +27,7 @@ def _report(tmp_path: Path, database_url: str, schema: str, http, *extra: str,
     tags = tags or {"dagster/partition": day}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "LLAMA_"))}
     env.update(DATABASE_URL=database_url, WAREHOUSE_SCHEMA=schema, DAGSTER_HOME=str(tmp_path),
-               SOURCE_URL=http.url("/pools"), PROTOCOLS_URL=http.url("/protocols"),
-               CHART_URL=http.url("/chart/{pool}"), LEND_BORROW_URL=http.url("/lendBorrow"),
-               CHAINS_URL=http.url("/v2/chains"), CHAIN_TVL_URL=http.url("/v2/historicalChainTvl/{chain}"),
-               PROTOCOL_URL=http.url("/protocol/{slug}"))
+               **synthetic_datasets.source_settings(http))
     cmd = [sys.executable, "-m", "llama_bootstrap.run_report", "--log", str(tmp_path / "logs" / "run.log"),
            *(f"--tag={k}={v}" for k, v in tags.items()), "--",
            str(DAGSTER), "asset", "materialize", "-m", "llama_pipeline.definitions", "--select", "*", *partition]

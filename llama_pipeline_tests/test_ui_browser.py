@@ -88,10 +88,7 @@ def test_asset_graph_launch_today_and_partitions_view(server_url, database_url, 
         http.set("/protocols", synthetic.dumps(protocols))
         synthetic_datasets.serve(http, pools, lending=20, chains=20, chain_days=30, protocol_days=30)
         env = {"DATABASE_URL": database_url, "WAREHOUSE_SCHEMA": schema_name,
-               "SOURCE_URL": http.url("/pools"), "PROTOCOLS_URL": http.url("/protocols"),
-               "LEND_BORROW_URL": http.url("/lendBorrow"), "CHAINS_URL": http.url("/v2/chains"),
-               "CHAIN_TVL_URL": http.url("/v2/historicalChainTvl/{chain}"),
-               "PROTOCOL_URL": http.url("/protocol/{slug}")}
+               **synthetic_datasets.source_settings(http)}
         with dagster_webserver(tmp_path / "dagster_home", dagster_pg_url, env, daemon=True) as ui, \
                 sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -220,11 +217,8 @@ def test_range_backfill_shows_each_days_figures_and_checks_and_an_empty_day_fail
     with PayloadServer() as http, dagster_database(server_url) as dagster_pg_url:
         # Today's endpoints are served but never asked for (the days are past); charts are unknown (404).
         synthetic_datasets.serve(http, payloads[days[-1]], lending=20, chains=20, chain_days=30, protocol_days=30)
-        env = {"DATABASE_URL": database_url, "WAREHOUSE_SCHEMA": schema_name, "SOURCE_URL": http.url("/pools"),
-               "PROTOCOLS_URL": http.url("/protocols"), "CHART_URL": http.url("/chart/{pool}"),
-               "LEND_BORROW_URL": http.url("/lendBorrow"), "CHAINS_URL": http.url("/v2/chains"),
-               "CHAIN_TVL_URL": http.url("/v2/historicalChainTvl/{chain}"),
-               "PROTOCOL_URL": http.url("/protocol/{slug}")}
+        env = {"DATABASE_URL": database_url, "WAREHOUSE_SCHEMA": schema_name,
+               **synthetic_datasets.source_settings(http)}
         warehouse = Warehouse(database_url=database_url, schema_name=schema_name)
         warehouse.setup_for_execution(None)  # the tables, so that the days' payloads can be stored
         for day, payload in payloads.items():

@@ -135,6 +135,14 @@ def generate_protocol(slug: str, days: int = 1000, chains: int = 6, tokens: int 
     }
 
 
+def source_settings(server: PayloadServer) -> dict[str, str]:
+    """The pipeline's URL settings pointed at the test server's routes (yields and datasets alike)."""
+    return {"SOURCE_URL": server.url("/pools"), "PROTOCOLS_URL": server.url("/protocols"),
+            "CHART_URL": server.url("/chart/{pool}"), "LEND_BORROW_URL": server.url("/lendBorrow"),
+            "CHAINS_URL": server.url("/v2/chains"), "CHAIN_TVL_URL": server.url("/v2/historicalChainTvl/{chain}"),
+            "PROTOCOL_URL": server.url("/protocol/{slug}")}
+
+
 def serve(server: PayloadServer, pools_payload: dict, *, lending: int = 2400, chains: int = 430,
           chain_days: int = 3000, protocol_days: int = 1000, protocol_chains: int = 6, protocol_tokens: int = 4,
           seed: int = 0, large: dict[str, dict] | None = None) -> None:
