@@ -26,8 +26,10 @@ for path in (ROOT, ROOT / "benchmarks"):
 
 import dagster as dg  # noqa: E402
 
-from run import (DEFAULT_URL, SEED, Payloads, _high_water_mb, drop_schema, ensure_database, fmt,  # noqa: E402
-                 fresh_schema, log, materialize, median, pipeline_assets, table, timed)
+from scenarios.common import (DEFAULT_URL, SEED, Payloads, drop_schema, ensure_database, fmt,  # noqa: E402
+                              fresh_schema, log, median, pipeline_assets, table, timed)
+from scenarios.footprint import high_water_mb  # noqa: E402
+from scenarios.pipeline_hooks import materialize  # noqa: E402
 from llama_pipeline.http_client import DefiLlamaClient  # noqa: E402
 from llama_pipeline.io_manager import WarehouseIOManager  # noqa: E402
 from llama_pipeline.partitions import utc_today  # noqa: E402
@@ -70,7 +72,7 @@ def child_history(args: argparse.Namespace) -> None:
                                                 selection=(args.child_history,), run_config={
                                                     "ops": {args.child_history: {"config": config}}}))
     meta = result.asset_materializations_for_node(args.child_history)[0].metadata
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": _high_water_mb(),
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": high_water_mb(),
                       **{k: meta[k].value for k in ("series_fetched", "series_failed", "points_upserted",
                                                     "requests_per_second")}}))
 
