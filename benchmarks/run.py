@@ -75,7 +75,7 @@ def report(results: dict, args: argparse.Namespace, scenarios: list[str]) -> lis
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny payloads, 3 backfill days, 1 rep (smoke run)")
-    parser.add_argument("--scenario", default=None,
+    parser.add_argument("--scenario", default=None, metavar="NAME[,NAME]",
                         help=f"comma-separated, of {', '.join(SCENARIOS)} (default all); the ones they need run too")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
     parser.add_argument("--days", type=int, default=None, help="backfill days (default 365; 3 with --quick)")

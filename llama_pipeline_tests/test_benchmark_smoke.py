@@ -20,10 +20,10 @@ HEADINGS = (
 )
 
 
-def quick_run(script: str, database_url: str, prefix: str) -> str:
+def quick_run(script: str, database_url: str, prefix: str, *extra: str) -> str:
     completed = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / script), "--quick",
-         "--database-url", database_url, "--schema-prefix", prefix],
+         "--database-url", database_url, "--schema-prefix", prefix, *extra],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
@@ -34,6 +34,20 @@ def test_benchmark_quick_run(database_url: str) -> None:
     stdout = quick_run("run.py", database_url, "smoke")
     for heading in HEADINGS:
         assert heading in stdout, f"{heading!r} missing from:\n{stdout}"
+
+
+def test_one_scenario_runs_alone_with_what_it_needs(database_url: str) -> None:
+    """``--scenario peers`` runs the one day and the floor its ratios are of, and nothing else."""
+    stdout = quick_run("run.py", database_url, "smoke_peers", "--scenario", "peers", "--skip-dlt")
+    printed = [heading for heading in HEADINGS if heading in stdout]
+    assert printed == ["== 1. One day", "== 2. The floor", "== 3. Peers", "== Targets"], stdout
+    assert "row-by-row / pipeline (six assets)" in stdout
+
+
+def test_an_unknown_scenario_is_refused_by_name() -> None:
+    completed = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--scenario", "one_day,nope"],
+                               cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert completed.returncode != 0 and "unknown scenario(s) nope" in completed.stderr, completed.stderr
 
 
 DATASET_HEADINGS = ("== D1. Daily run with all datasets", "== D2. History backfills", "== Targets (datasets)")
