@@ -27,9 +27,9 @@ for path in (ROOT, ROOT / "benchmarks"):
 import dagster as dg  # noqa: E402
 
 from scenarios.common import (DEFAULT_URL, SEED, Payloads, drop_schema, ensure_database, fmt,  # noqa: E402
-                              fresh_schema, log, median, pipeline_assets, table, timed)
+                              fresh_schema, log, median, table, timed)
 from scenarios.footprint import high_water_mb  # noqa: E402
-from scenarios.pipeline_hooks import materialize  # noqa: E402
+from scenarios.pipeline_hooks import materialize, pipeline_assets  # noqa: E402
 from llama_pipeline.http_client import DefiLlamaClient  # noqa: E402
 from llama_pipeline.io_manager import WarehouseIOManager  # noqa: E402
 from llama_pipeline.partitions import utc_today  # noqa: E402

@@ -1,6 +1,7 @@
 """What every scenario shares: the run's state (``Bench``), the payloads, printing and schema helpers.
 
-Nothing here reaches into the pipeline's internals; that is ``pipeline_hooks``.
+Nothing here reaches into the pipeline's internals; that is ``pipeline_hooks`` (which also says which
+assets the benchmark runs: ``pipeline_assets``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import dagster as dg
 import psycopg2
 
 from llama_pipeline.db_url import libpq_url
@@ -27,6 +27,8 @@ from llama_pipeline.raw_archive import store
 from llama_pipeline.warehouse import Warehouse, migrate_to_head
 from llama_pipeline_tests.testing import synthetic
 from llama_pipeline_tests.testing.payload_server import PayloadServer
+
+from .pipeline_hooks import pipeline_assets
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/llama_bench"
@@ -47,12 +49,6 @@ TARGETS = {  # name -> (limit, comparison) : "le" means measured must be <= limi
     "raw payloads per day (MB)": (4.0, "le"),
 }
 QUERY_TARGET_MS = 50.0
-
-# The datasets beside the yields have their own scenarios (benchmarks/datasets.py); these figures stay
-# those of the yields' graph, comparable with the earlier sessions'.
-DATASET_GROUPS = frozenset({"lend_borrow", "chain_tvl", "protocol_tvl"})
-DATASET_ASSETS = frozenset({"project_renames"})
-
 
 # -- small helpers ----------------------------------------------------------------------------------
 
@@ -153,19 +149,6 @@ def fresh_schema(url: str, name: str, migrate: bool = True) -> str:
 
 # -- the pipeline -----------------------------------------------------------------------------------
 
-def pipeline_assets(with_datasets: bool = False) -> list[dg.AssetsDefinition]:
-    """Every asset of the code location, as ``dagster dev`` loads them (without the datasets beside the
-    yields unless ``with_datasets``)."""
-    from llama_pipeline.definitions import defs
-
-    definitions = defs()
-    assets = [a for a in (definitions.assets or []) if isinstance(a, dg.AssetsDefinition)]
-    if with_datasets:
-        return assets
-    return [a for a in assets if not (set(a.group_names_by_key.values()) & DATASET_GROUPS)
-            and not {k.to_user_string() for k in a.keys} & DATASET_ASSETS]
-
-
 def make_resources(url: str, schema_name: str, server: PayloadServer) -> dict:
     warehouse = Warehouse(database_url=url, schema_name=schema_name)
     return {
@@ -174,24 +157,6 @@ def make_resources(url: str, schema_name: str, server: PayloadServer) -> dict:
         "defillama": DefiLlamaClient(pools_url=server.url("/pools"), protocols_url=server.url("/protocols"),
                                      chart_url=server.url("/chart/{pool}"), read_timeout=120),
     }
-
-
-def step_figures(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, float]]:
-    """Per asset: the step's duration and the IO manager's ``write_seconds``."""
-    figures: dict[str, dict[str, float]] = {}
-    for event in result.all_events:
-        if event.event_type_value == "STEP_SUCCESS":
-            figures.setdefault(event.step_key, {})["step"] = event.event_specific_data.duration_ms / 1000
-    for name in figures:
-        try:
-            materializations = result.asset_materializations_for_node(name)
-        except Exception:  # noqa: BLE001 - a node without materializations
-            materializations = []
-        for materialization in materializations[:1]:
-            value = materialization.metadata.get("write_seconds")
-            if value is not None:
-                figures[name]["write"] = float(value.value)
-    return figures
 
 
 def archive_day(url: str, schema_name: str, day: dt.date, pools_body: bytes, pools_count: int,

@@ -21,7 +21,7 @@ from llama_pipeline_tests.testing.payload_server import PayloadServer
 
 from .common import (TABLES, TARGETS, Bench, Checks, Payloads, connect, drop_schema, fmt, fresh_schema, log, median,
                      step_median, table, timed)
-from .pipeline_hooks import parse_day
+from .pipeline_hooks import WRITE_SECONDS_NOTE, parse_day
 
 NEEDS: tuple[str, ...] = ()
 
@@ -101,8 +101,7 @@ def report(results: dict, args: argparse.Namespace, checks: Checks) -> None:
            ["serialize (COPY text)", fmt(floor["serialize"])], ["COPY", fmt(floor["copy"])],
            ["write = serialize + COPY + commit", fmt(floor["write"])], ["total", fmt(floor["total"])],
            ["rows", f"{floors[0]['rows']:,}"]])
-    print("(write_seconds is the IO manager's figure; it includes building the lazy DailyBatches, i.e. loading and"
-          " parsing the payload; 'COPY/upsert' is write_seconds without that build, timed in this process)")
+    print(WRITE_SECONDS_NOTE)
     one = results.get("one_day")
     if not one:  # the ratios below are the pipeline's one day over the floor
         return

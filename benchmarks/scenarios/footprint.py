@@ -18,8 +18,8 @@ from llama_pipeline.warehouse import Warehouse
 from llama_pipeline_tests.testing.payload_server import PayloadServer
 
 from .common import (ROOT, TABLES, TARGETS, Bench, Checks, Payloads, connect, drop_schema, fmt, fresh_schema, log,
-                     pipeline_assets, table, timed)
-from .pipeline_hooks import materialize
+                     table, timed)
+from .pipeline_hooks import materialize, pipeline_assets
 
 NEEDS = ("backfill",)
 RUN_SCRIPT = ROOT / "benchmarks" / "run.py"  # its hidden --child-one-day flag calls child_one_day

@@ -9,8 +9,8 @@ import gc
 from llama_pipeline_tests.testing.payload_server import PayloadServer
 
 from .common import (CORE, TABLES, Bench, Checks, Payloads, asset_names, fmt, fresh_schema, log, make_resources,
-                     median, step_figures, step_median, table, timed)
-from .pipeline_hooks import DayTimer, materialize
+                     median, step_median, table, timed)
+from .pipeline_hooks import DayTimer, materialize, step_figures
 
 NEEDS: tuple[str, ...] = ()
 

@@ -15,8 +15,8 @@ from llama_pipeline import schema as wschema
 from llama_pipeline_tests.testing.payload_server import PayloadServer
 
 from .common import (ANALYTICS, QUERY_TARGET_MS, Bench, Checks, Payloads, connect, fmt, log, make_resources, median,
-                     step_figures, table, timed)
-from .pipeline_hooks import materialize
+                     table, timed)
+from .pipeline_hooks import materialize, step_figures
 
 NEEDS = ("backfill",)
 
