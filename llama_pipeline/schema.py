@@ -218,6 +218,8 @@ rejects = sa.Table(
     sa.Column("reason", sa.Text, nullable=False, comment="Why it was set aside."),
     sa.Column("record", sa.Text, nullable=False, comment="The record as JSON text (ASCII-escaped)."),
     sa.Index("ix_rejects_asset_partition_date", "asset", "partition_date"),
+    # A re-fetched chart or series replaces what its earlier fetch set aside, found by key (0008).
+    sa.Index("ix_rejects_asset_record_key", "asset", "record_key"),
     comment="Records that could not be loaded, with the reason, per asset and day.",
 )
 
@@ -247,6 +249,9 @@ pool_chart_points = sa.Table(
     sa.Column("pool_id", pg.UUID(as_uuid=False), primary_key=True, comment="Pool the point belongs to."),
     *_metric_columns(CHART_METRICS),
     sa.Column("price_per_share", sa.Float, comment="Price per share of the pool's token (pricePerShare)."),
+    # A re-fetched chart replaces its pool's points: without an index led by the pool, each such
+    # delete scanned the whole table (the key leads with the day, for the reads that fill a day). 0008.
+    sa.Index("ix_pool_chart_points_pool_id", "pool_id"),
     comment="Each stored chart's daily points, one row per pool per day, for filling past snapshots.",
 )
 

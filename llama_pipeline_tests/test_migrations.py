@@ -95,3 +95,19 @@ def test_concurrent_upgrades_end_at_head_once(database_url, schema_name):
         cur.execute(f'SELECT version_num FROM "{schema_name}".llama_alembic_version')
         versions = cur.fetchall()
     assert len(versions) == 1 and "(head)" in alembic(database_url, schema_name, "current").stdout
+
+
+def test_0008_indexes_chart_points_by_pool_and_rejects_by_key_and_steps_down(warehouse, database_url, schema_name,
+                                                                           query):
+    wanted = {("pool_chart_points", "ix_pool_chart_points_pool_id"), ("rejects", "ix_rejects_asset_record_key")}
+
+    def indexes() -> set[tuple[str, str]]:
+        return set(query("SELECT tablename::text, indexname::text FROM pg_indexes WHERE schemaname = %s",
+                         (schema_name,)))
+
+    assert wanted <= indexes()
+    before = indexes()
+    alembic(database_url, schema_name, "downgrade", "0007")
+    assert indexes() == before - wanted
+    alembic(database_url, schema_name, "upgrade", "head")
+    assert indexes() == before
