@@ -30,9 +30,9 @@ def store_charts(
     pool as key), replacing what an earlier fetch of the pool set aside. Returns the charts stored
     that had such points, by pool.
 
-    The batch's old points and rejects go in one ``DELETE ... pool_id = ANY(...)`` each, through the
-    indexes led by the pool (migration 0008): a delete per chart without one scanned the whole table,
-    which made a backfill quadratic in the points it had stored."""
+    The batch's old points and rejects go in one ``DELETE ... = ANY(...)`` each, through keys led by the
+    pool (migration 0008): with the points keyed by day first, a delete per chart scanned the whole
+    table and every batch rewrote most of the key, which made a backfill quadratic in the points stored."""
     s = quote_ident(schema_name)
     replaced: dict[str, tuple[dt.date, ParsedChart]] = {}  # by pool: a pool twice in a batch keeps its last
     with conn.cursor() as cur:

@@ -245,13 +245,14 @@ CHART_METRICS = ("tvl_usd", "apy", "apy_base", "apy_reward", "il_7d", "apy_base_
 pool_chart_points = sa.Table(
     "pool_chart_points",
     metadata,
-    sa.Column("snapshot_date", sa.Date, primary_key=True, comment="UTC day of the point (the day's last)."),
-    sa.Column("pool_id", pg.UUID(as_uuid=False), primary_key=True, comment="Pool the point belongs to."),
+    sa.Column("snapshot_date", sa.Date, nullable=False, comment="UTC day of the point (the day's last)."),
+    sa.Column("pool_id", pg.UUID(as_uuid=False), nullable=False, comment="Pool the point belongs to."),
     *_metric_columns(CHART_METRICS),
     sa.Column("price_per_share", sa.Float, comment="Price per share of the pool's token (pricePerShare)."),
-    # A re-fetched chart replaces its pool's points: without an index led by the pool, each such
-    # delete scanned the whole table (the key leads with the day, for the reads that fill a day). 0008.
-    sa.Index("ix_pool_chart_points_pool_id", "pool_id"),
+    # Keyed by the pool first (0008): a chart is written, and replaced on a re-fetch, pool by pool, so its
+    # points land in one run of the key; the reads that fill a day use the index on the day.
+    sa.PrimaryKeyConstraint("pool_id", "snapshot_date", name="pool_chart_points_pkey"),
+    sa.Index("ix_pool_chart_points_snapshot_date", "snapshot_date"),
     comment="Each stored chart's daily points, one row per pool per day, for filling past snapshots.",
 )
 
