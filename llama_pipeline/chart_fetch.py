@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from llama_pipeline import clock
 from llama_pipeline.http_client import DefiLlamaClient, FetchError
@@ -78,12 +79,14 @@ def fetch_many(
     log: Callable[[str], None],
     what: str,
     batch_size: int = 50,
-    max_batch_bytes: int = 64 << 20,
+    max_batch_bytes: int = 16 << 20,
     progress_every: float = 10.0,
 ) -> dict[str, float]:
     """Fetch every (key, url) with bounded concurrency and rate; hand results over in batches (of
     ``batch_size`` results or ``max_batch_bytes`` of bodies, whichever comes first: a protocol's body
-    reaches 28 MB) so the caller can commit them as they come. Returns counts of fetched and failed
+    reaches 28 MB, and is then a batch of its own) so the caller can commit them as they come. At most
+    twice ``concurrency`` requests are queued or in flight at once, so memory holds a batch and a few
+    responses, however many URLs there are. Returns counts of fetched and failed
     URLs and the requests per second.
 
     When anything stops the loop (a write that fails in ``on_batch``, the run being terminated, which
@@ -107,21 +110,30 @@ def fetch_many(
         return Fetched(key, url, response.fetched_at, response.status, response.body, None)
 
     pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix=what)
+    # Only a window of requests is submitted at a time: a finished future keeps its response, so
+    # submitting every URL at once kept every body of the backfill in memory until the end.
+    queued = iter(urls)
+    window = 2 * max(1, concurrency)
+    in_flight = {pool.submit(one, key, url) for key, url in itertools.islice(queued, window)}
+    done = 0
     try:
-        futures = [pool.submit(one, key, url) for key, url in urls]
-        for done, future in enumerate(as_completed(futures), start=1):
-            result = future.result()
-            counts["failed" if result.error else "fetched"] += 1
-            pending.append(result)
-            pending_bytes += len(result.body or b"")
-            if len(pending) >= batch_size or pending_bytes >= max_batch_bytes:
-                on_batch(pending)
-                pending, pending_bytes = [], 0
+        while in_flight:
+            finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in finished:
+                result = future.result()
+                done += 1
+                counts["failed" if result.error else "fetched"] += 1
+                pending.append(result)
+                pending_bytes += len(result.body or b"")
+                if len(pending) >= batch_size or pending_bytes >= max_batch_bytes:
+                    on_batch(pending)
+                    pending, pending_bytes = [], 0
+            in_flight |= {pool.submit(one, key, url) for key, url in itertools.islice(queued, window - len(in_flight))}
             now = time.monotonic()
-            if now - last_report >= progress_every or done == len(futures):
+            if now - last_report >= progress_every or done == len(urls):
                 last_report = now
                 rate = done / max(now - started, 1e-9)
-                log(f"{what} {done:,}/{len(futures):,} ({int(counts['failed']):,} failed), {rate:.1f} req/s")
+                log(f"{what} {done:,}/{len(urls):,} ({int(counts['failed']):,} failed), {rate:.1f} req/s")
     except BaseException:  # a termination arrives as a BaseException (DagsterExecutionInterruptedError)
         stop.set()
         pool.shutdown(wait=False, cancel_futures=True)

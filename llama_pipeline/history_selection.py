@@ -9,8 +9,8 @@ from urllib.parse import quote
 import psycopg2.extensions
 
 from llama_pipeline import clock, raw_archive
-from llama_pipeline.history import UNKNOWN
 from llama_pipeline.payloads import decode_records
+from llama_pipeline.schema import UNKNOWN
 from llama_pipeline.transform.chain_tvl import parse_chain_list
 from llama_pipeline.warehouse_lock import quote_ident
 

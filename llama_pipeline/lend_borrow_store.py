@@ -10,8 +10,8 @@ import pandas as pd
 import psycopg2.extensions
 
 from llama_pipeline import schema
-from llama_pipeline.history import UNKNOWN
 from llama_pipeline.pg_copy import copy_buffer
+from llama_pipeline.schema import UNKNOWN
 from llama_pipeline.schema_datasets import lend_borrow_snapshots
 from llama_pipeline.transform.lend_borrow import ParsedLendBorrow
 from llama_pipeline.warehouse_lock import partition_lock_key, quote_ident

@@ -15,10 +15,13 @@ from __future__ import annotations
 import dagster as dg
 
 from llama_pipeline import coerce, schema
+from llama_pipeline.transform import chain_tvl as chain_tvl_transform
+from llama_pipeline.transform import lend_borrow as lend_borrow_transform
 from llama_pipeline.transform import pools as pools_transform
 from llama_pipeline.transform import protocols as protocols_transform
 
 RAW_POOLS, RAW_PROTOCOLS, RAW_POOL_CHARTS = "raw_pools", "raw_protocols", "raw_pool_charts"
+RAW_LEND_BORROW, RAW_CHAIN_LIST = "raw_lend_borrow", "raw_chain_list"
 CHAINS, PROJECTS, POOLS, POOL_SNAPSHOTS = "chains", "projects", "pools", "pool_snapshots"
 
 Dep = tuple[str, str]  # (asset, column)
@@ -84,8 +87,23 @@ def _api_schema(fields: dict[str, tuple[str, object]], descriptions: dict[str, s
     )
 
 
+_LEND_BORROW_FIELDS: dict[str, tuple[str, object]] = {
+    "pool": ("pool_id", coerce.text),
+    **lend_borrow_transform.FIELDS,
+    **{field: (column, coerce.text_list) for field, column in lend_borrow_transform.TOKEN_FIELDS.items()},
+}
+_CHAIN_LIST_FIELDS: dict[str, tuple[str, object]] = {"name": ("name", coerce.text), **chain_tvl_transform._IDS}
+
 RAW_POOLS_SCHEMA = _api_schema(_POOL_FIELDS, _POOL_DESCRIPTIONS, "pools/pool_snapshots")
 RAW_PROTOCOLS_SCHEMA = _api_schema(_PROTOCOL_FIELDS, _PROTOCOL_DESCRIPTIONS, "projects")
+_RAW_SCHEMAS = {
+    RAW_POOLS: RAW_POOLS_SCHEMA,
+    RAW_PROTOCOLS: RAW_PROTOCOLS_SCHEMA,
+    RAW_LEND_BORROW: _api_schema(_LEND_BORROW_FIELDS, {"pool": "Pool id, the same id as /pools."},
+                                 "lend_borrow_snapshots"),
+    RAW_CHAIN_LIST: _api_schema(_CHAIN_LIST_FIELDS, {"name": "Chain as /v2/chains spells it (canonicalized by "
+                                                     "the alias map)."}, "chains"),
+}
 
 # --------------------------------------------------------------------------------------------------
 # Column -> upstream columns, per asset.
@@ -172,7 +190,36 @@ ANALYTICS_LINEAGE: dict[str, dict[str, list[Dep]]] = {
     },
 }
 
-LINEAGE: dict[str, dict[str, list[Dep]]] = {**_warehouse_lineage(), **ANALYTICS_LINEAGE}
+
+
+def _datasets_lineage() -> dict[str, dict[str, list[Dep]]]:
+    """The datasets beside the yields (issue 15). A history asset's values come from responses it fetches
+    itself (archived in raw_series, no asset of their own): only its keys lead to upstream assets."""
+    lend_borrow = {
+        "pool_id": [(RAW_LEND_BORROW, "pool"), (POOLS, "pool_id")],
+        **{column: [(RAW_LEND_BORROW, field)] for field, (column, _) in lend_borrow_transform.FIELDS.items()},
+        # kept only where they differ from the pool's tokens in /pools
+        **{column: [(RAW_LEND_BORROW, field), (RAW_POOLS, field)]
+           for field, column in lend_borrow_transform.TOKEN_FIELDS.items()},
+    }
+    chain_metadata = {
+        "name": [(RAW_CHAIN_LIST, "name"), (CHAINS, "name")],
+        "aliases": [(RAW_CHAIN_LIST, "name"), (CHAINS, "aliases")],
+        **{column: [(RAW_CHAIN_LIST, field)] for field, (column, _) in chain_tvl_transform._IDS.items()},
+    }
+    return {
+        "lend_borrow_snapshots": lend_borrow,
+        "lend_borrow_history": {"pool_id": [("lend_borrow_snapshots", "pool_id")]},
+        "chain_metadata": chain_metadata,
+        "chain_tvl_daily": {"chain": [("chain_metadata", "name")]},
+        "protocol_tvl_daily": {"slug": [(PROJECTS, "slug")]},
+        "project_renames": {"old_slug": [(PROJECTS, "slug"), (RAW_POOLS, "project")],
+                            "new_slug": [(RAW_POOLS, "project")],
+                            "pools_moved": [(RAW_POOLS, "pool")]},
+    }
+
+
+LINEAGE: dict[str, dict[str, list[Dep]]] = {**_warehouse_lineage(), **ANALYTICS_LINEAGE, **_datasets_lineage()}
 
 
 def column_lineage(asset: str) -> dg.TableColumnLineage:
@@ -188,11 +235,8 @@ def column_lineage(asset: str) -> dg.TableColumnLineage:
 def metadata_for(asset: str) -> dict:
     """Definition metadata an asset adds for lineage: its column lineage, or for a raw asset the column
     schema of the API record it carries (the table storing it is described under ``archive_schema``)."""
-    if asset in (RAW_POOLS, RAW_PROTOCOLS):
+    if asset in _RAW_SCHEMAS:
         from llama_pipeline.io_manager import column_schema
 
-        return {
-            "dagster/column_schema": RAW_POOLS_SCHEMA if asset == RAW_POOLS else RAW_PROTOCOLS_SCHEMA,
-            "archive_schema": column_schema(schema.raw_payloads),
-        }
+        return {"dagster/column_schema": _RAW_SCHEMAS[asset], "archive_schema": column_schema(schema.raw_payloads)}
     return {"dagster/column_lineage": column_lineage(asset)}

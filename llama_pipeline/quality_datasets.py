@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from llama_pipeline.history import UNKNOWN
 from llama_pipeline.quality import SAMPLE, Verdict, Warehouse
+from llama_pipeline.schema import UNKNOWN
 from llama_pipeline.schema_datasets import TOTAL_CHAIN
 from llama_pipeline.transform.chain_tvl import parse_chain_list
 

@@ -218,6 +218,8 @@ rejects = sa.Table(
     sa.Column("reason", sa.Text, nullable=False, comment="Why it was set aside."),
     sa.Column("record", sa.Text, nullable=False, comment="The record as JSON text (ASCII-escaped)."),
     sa.Index("ix_rejects_asset_partition_date", "asset", "partition_date"),
+    # A re-fetched chart or series replaces what its earlier fetch set aside, found by key (0008).
+    sa.Index("ix_rejects_asset_record_key", "asset", "record_key"),
     comment="Records that could not be loaded, with the reason, per asset and day.",
 )
 
@@ -243,10 +245,14 @@ CHART_METRICS = ("tvl_usd", "apy", "apy_base", "apy_reward", "il_7d", "apy_base_
 pool_chart_points = sa.Table(
     "pool_chart_points",
     metadata,
-    sa.Column("snapshot_date", sa.Date, primary_key=True, comment="UTC day of the point (the day's last)."),
-    sa.Column("pool_id", pg.UUID(as_uuid=False), primary_key=True, comment="Pool the point belongs to."),
+    sa.Column("snapshot_date", sa.Date, nullable=False, comment="UTC day of the point (the day's last)."),
+    sa.Column("pool_id", pg.UUID(as_uuid=False), nullable=False, comment="Pool the point belongs to."),
     *_metric_columns(CHART_METRICS),
     sa.Column("price_per_share", sa.Float, comment="Price per share of the pool's token (pricePerShare)."),
+    # Keyed by the pool first (0008): a chart is written, and replaced on a re-fetch, pool by pool, so its
+    # points land in one run of the key; the reads that fill a day use the index on the day.
+    sa.PrimaryKeyConstraint("pool_id", "snapshot_date", name="pool_chart_points_pkey"),
+    sa.Index("ix_pool_chart_points_snapshot_date", "snapshot_date"),
     comment="Each stored chart's daily points, one row per pool per day, for filling past snapshots.",
 )
 

@@ -1,5 +1,6 @@
 """History series (a chain's TVL, a protocol's TVL): fetched politely many at a time, archived
-losslessly in ``raw_series`` and expanded into their daily table, a batch per transaction.
+losslessly in ``raw_series`` and expanded into their daily table, a batch per transaction, each
+response's rows written as soon as it is parsed.
 
 The fetching is the chart history's (``chart_fetch.fetch_many``): bounded concurrency, a rate limit on
 request starts, results handed over in batches so a stopped backfill resumes with what is still missing.
@@ -67,10 +68,13 @@ def store(conn: psycopg2.extensions.connection, schema_name: str, kind: SeriesKi
     s = quote_ident(schema_name)
     counts = {"points": 0, "rejected_points": 0, "unusable": 0}
     day_column = next(c.name for c in kind.table.primary_key if isinstance(c.type, sa.Date))
-    frames: list[pd.DataFrame] = []
     rejects: list[tuple] = []
     with conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (partition_lock_key(schema_name, kind.table.name),))
+        taken: set[dt.date] = set()
+        if kind.skip_days_of:
+            cur.execute(f"SELECT partition_date FROM {s}.raw_payloads WHERE endpoint = %s", (kind.skip_days_of,))
+            taken = {row[0] for row in cur.fetchall()}
         for result in results:
             parsed, error = None, result.error
             if result.body is not None and error is None:
@@ -110,14 +114,12 @@ def store(conn: psycopg2.extensions.connection, schema_name: str, kind: SeriesKi
             rejects += [(kind.asset, day, r.record_index, result.key, r.reason, r.record) for r in parsed.rejects]
             counts["points"] += len(parsed.rows)
             counts["rejected_points"] += len(parsed.rejects)
-            frames.append(parsed.rows)
-        if frames:
-            rows = pd.concat(frames, ignore_index=True)
-            if kind.skip_days_of:
-                cur.execute(f"SELECT partition_date FROM {s}.raw_payloads WHERE endpoint = %s", (kind.skip_days_of,))
-                taken = {row[0] for row in cur.fetchall()}
-                rows = rows[~rows[day_column].isin(taken)]
-            _upsert(cur, s, kind.table, rows, kind.replaces_only)
+            # Each response's rows are written as soon as it is parsed (same transaction), so a batch
+            # never holds more than one decoded response: a protocol's reaches hundreds of MB decoded.
+            rows = parsed.rows[~parsed.rows[day_column].isin(taken)] if taken else parsed.rows
+            if len(rows):
+                _upsert(cur, s, kind.table, rows, kind.replaces_only)
+            del parsed, rows, days
         if rejects:
             columns = [schema.rejects.c[n] for n in ("asset", "partition_date", "record_index", "record_key",
                                                      "reason", "record")]

@@ -95,3 +95,32 @@ def test_concurrent_upgrades_end_at_head_once(database_url, schema_name):
         cur.execute(f'SELECT version_num FROM "{schema_name}".llama_alembic_version')
         versions = cur.fetchall()
     assert len(versions) == 1 and "(head)" in alembic(database_url, schema_name, "current").stdout
+
+
+def test_0008_keys_chart_points_by_pool_and_indexes_rejects_by_key_and_steps_down(warehouse, database_url,
+                                                                                 schema_name, query):
+    def indexes() -> dict[tuple[str, str], str]:
+        rows = query("SELECT tablename::text, indexname::text, indexdef FROM pg_indexes WHERE schemaname = %s",
+                     (schema_name,))
+        return {(table, name): definition.split(" USING ")[1] for table, name, definition in rows}
+
+    def points() -> list[tuple]:
+        return query("SELECT pool_id::text, snapshot_date FROM pool_chart_points ORDER BY 1, 2")
+
+    query("INSERT INTO pool_chart_points (pool_id, snapshot_date, tvl_usd) VALUES "
+          "('00000000-0000-0000-0000-000000000001', '2026-11-01', 1), "
+          "('00000000-0000-0000-0000-000000000001', '2026-11-02', 2)")
+    at_head = indexes()
+    assert at_head[("pool_chart_points", "pool_chart_points_pkey")] == "btree (pool_id, snapshot_date)"
+    assert at_head[("pool_chart_points", "ix_pool_chart_points_snapshot_date")] == "btree (snapshot_date)"
+    assert at_head[("rejects", "ix_rejects_asset_record_key")] == "btree (asset, record_key)"
+    before = points()
+
+    alembic(database_url, schema_name, "downgrade", "0007")
+    at_0007 = indexes()
+    assert at_0007[("pool_chart_points", "pool_chart_points_pkey")] == "btree (snapshot_date, pool_id)"
+    assert set(at_head) - set(at_0007) == {("pool_chart_points", "ix_pool_chart_points_snapshot_date"),
+                                           ("rejects", "ix_rejects_asset_record_key")}
+    assert points() == before
+    alembic(database_url, schema_name, "upgrade", "head")
+    assert indexes() == at_head and points() == before

@@ -50,5 +50,6 @@ def test_every_column_the_ui_shows_is_described_from_the_schema(monkeypatch):
         name = spec.key.to_user_string()
         assert all(column.description for column in columns), (name, [c.name for c in columns if not c.description])
         table = schema.metadata.tables.get(spec.metadata.get("table") or name)
-        if table is not None and name not in ("raw_pools", "raw_protocols"):  # those describe one API record
+        # The raw assets describe one API record (their table's columns are under archive_schema).
+        if table is not None and name not in ("raw_pools", "raw_protocols", "raw_lend_borrow", "raw_chain_list"):
             assert {c.name: c.description for c in columns} == {c.name: c.comment for c in table.columns}, name

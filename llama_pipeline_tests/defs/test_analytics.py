@@ -289,7 +289,9 @@ def test_every_asset_is_described_and_its_column_lineage_points_at_real_upstream
         assert spec.description and spec.group_name and spec.kinds and spec.owners, name
         assert isinstance(spec.metadata.get("dagster/column_schema"), dg.TableSchema), name
     lineage_of = {key: spec.metadata.get("dagster/column_lineage") for key, spec in specs.items()}
-    expected = {"chains", "projects", "pools", "pool_snapshots", *(v.name for v in analytics.VIEWS)}
+    datasets = {"lend_borrow_snapshots", "lend_borrow_history", "chain_metadata", "chain_tvl_daily",
+                "protocol_tvl_daily", "project_renames"}
+    expected = {"chains", "projects", "pools", "pool_snapshots", *(v.name for v in analytics.VIEWS), *datasets}
     assert {k.to_user_string() for k, v in lineage_of.items() if v is not None} == expected
     for key, column_lineage in lineage_of.items():
         if column_lineage is None:
@@ -305,6 +307,20 @@ def test_every_asset_is_described_and_its_column_lineage_points_at_real_upstream
     # Snapshot metrics lead back to the API's fields.
     tvl = lineage_of[dg.AssetKey("pool_snapshots")].deps_by_column["tvl_usd"]
     assert dg.TableColumnDep(asset_key=dg.AssetKey("raw_pools"), column_name="tvlUsd") in tvl
+    # So do the datasets' (their raw assets describe the API record, like raw_pools), and their keys
+    # lead to the shared dimensions.
+    borrow = lineage_of[dg.AssetKey("lend_borrow_snapshots")].deps_by_column
+    assert borrow["apy_base_borrow"] == [dg.TableColumnDep(asset_key=dg.AssetKey("raw_lend_borrow"),
+                                                           column_name="apyBaseBorrow")]
+    assert dg.TableColumnDep(asset_key=dg.AssetKey("pools"), column_name="pool_id") in borrow["pool_id"]
+    assert lineage_of[dg.AssetKey("chain_metadata")].deps_by_column["token_symbol"] == [
+        dg.TableColumnDep(asset_key=dg.AssetKey("raw_chain_list"), column_name="tokenSymbol")]
+    assert lineage_of[dg.AssetKey("chain_tvl_daily")].deps_by_column["chain"] == [
+        dg.TableColumnDep(asset_key=dg.AssetKey("chain_metadata"), column_name="name")]
+    assert lineage_of[dg.AssetKey("protocol_tvl_daily")].deps_by_column["slug"] == [
+        dg.TableColumnDep(asset_key=dg.AssetKey("projects"), column_name="slug")]
+    for raw in ("raw_lend_borrow", "raw_chain_list"):
+        assert specs[dg.AssetKey(raw)].metadata["archive_schema"].columns, raw
     # The graph reads left to right: raw -> dimensions -> snapshots -> analytics; the datasets beside the
     # yields read the raw payloads and the dimensions, and nothing of the yields reads them.
     groups = {"ingestion": 0, "warehouse": 1, "lend_borrow": 1.5, "chain_tvl": 1.5, "protocol_tvl": 1.5,

@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from llama_pipeline import history_selection, schema
+from llama_pipeline import history_selection, lineage, schema
 from llama_pipeline.dataset_assets import SeriesBackfillConfig, common, run_series, should_fetch, stored_records
 from llama_pipeline.defs.ingestion.assets import FETCH_RETRY_POLICY, collect_payloads
 from llama_pipeline.http_client import DefiLlamaClient
@@ -22,7 +22,8 @@ from llama_pipeline.warehouse import Warehouse
 CHAIN_TVL = SeriesKind("chain_tvl", "chain_tvl_daily", tvl_table, parse_chain_tvl)
 
 
-@dg.asset(metadata={**table_metadata(schema.raw_payloads, ARCHIVE), "endpoint": "chain_list"},
+@dg.asset(metadata={**table_metadata(schema.raw_payloads, ARCHIVE), "endpoint": "chain_list",
+                    **lineage.metadata_for("raw_chain_list")},
           io_manager_key="warehouse_io_manager", retry_policy=FETCH_RETRY_POLICY,
           **common("chain_tvl", {"python", "postgres"}))
 def raw_chain_list(
@@ -33,7 +34,8 @@ def raw_chain_list(
     return collect_payloads(context, "chain_list", defillama.chains_url, defillama, warehouse)
 
 
-@dg.asset(metadata=table_metadata(schema.chains, UPSERT), io_manager_key="warehouse_io_manager",
+@dg.asset(metadata={**table_metadata(schema.chains, UPSERT), **lineage.metadata_for("chain_metadata")},
+          io_manager_key="warehouse_io_manager",
           deps=[dg.AssetKey("chains")], **common("chain_tvl", {"postgres", "pandas"}))
 def chain_metadata(raw_chain_list: RawArchive) -> dg.MaterializeResult:
     """Enriches ``chains`` with /v2/chains' gecko_id, token_symbol, cmc_id and chain_id, through the same
@@ -58,7 +60,8 @@ class ChainTvlConfig(SeriesBackfillConfig):
                               "chain the warehouse knows.")
 
 
-@dg.asset(metadata={"table": tvl_table.name, "dagster/column_schema": column_schema(tvl_table)},
+@dg.asset(metadata={"table": tvl_table.name, "dagster/column_schema": column_schema(tvl_table),
+                    **lineage.metadata_for("chain_tvl_daily")},
           deps=[chain_metadata], **common("chain_tvl", {"python", "postgres"}))
 def chain_tvl_daily(
     context: dg.AssetExecutionContext, config: ChainTvlConfig, defillama: DefiLlamaClient, warehouse: Warehouse

@@ -5,7 +5,7 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
-from llama_pipeline import chart_fetch, history, raw_archive, schema
+from llama_pipeline import chart_fetch, chart_pools, chart_store, raw_archive, schema
 from llama_pipeline.http_client import DefiLlamaClient
 from llama_pipeline.io_manager import column_schema
 from llama_pipeline.partitions import DAILY, days_of
@@ -56,13 +56,13 @@ def raw_pool_charts(
         context.log.info("every day of the run has a stored /pools payload: no history needed")
         return dg.MaterializeResult(metadata={**metadata, "charts_fetched": 0})
 
-    selection = history.PoolSelection(
+    selection = chart_pools.PoolSelection(
         pool_ids=tuple(config.pool_ids), projects=tuple(config.projects), chains=tuple(config.chains),
         min_tvl_usd=config.min_tvl_usd, limit=config.limit,
     )
     with warehouse.connection() as conn:
-        selected = history.selected_pools(conn, warehouse.schema_name, selection)
-        pending = history.pending_pools(conn, warehouse.schema_name, selected, max(history_days))
+        selected = chart_pools.selected_pools(conn, warehouse.schema_name, selection)
+        pending = chart_pools.pending_pools(conn, warehouse.schema_name, selected, max(history_days))
     if not selected:
         raise dg.Failure(
             description="No pools to fetch history for: the warehouse knows none that match. Load today's "
@@ -78,7 +78,7 @@ def raw_pool_charts(
     def commit(batch: list[chart_fetch.ChartResult]) -> None:
         nonlocal points_rejected
         with warehouse.connection() as conn:
-            spoiled = history.store_charts(conn, warehouse.schema_name, batch)
+            spoiled = chart_store.store_charts(conn, warehouse.schema_name, batch)
         for pool_id, parsed in spoiled.items():
             points_rejected += parsed.rejected
             context.log.warning(f"chart of {pool_id}: {parsed.rejected} point(s) could not be read and were "
@@ -99,7 +99,7 @@ def raw_pool_charts(
         cur.execute(
             f"SELECT count(*) FROM {quote_ident(warehouse.schema_name)}.rejects WHERE asset = %s "
             "AND record_key = ANY(%s)",
-            (history.CHART_ASSET, selected),
+            (chart_store.CHART_ASSET, selected),
         )
         kept_aside = cur.fetchone()[0]
     return dg.MaterializeResult(

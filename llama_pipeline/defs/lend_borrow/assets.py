@@ -4,7 +4,7 @@ import datetime as dt
 
 import dagster as dg
 
-from llama_pipeline import lend_borrow_store, schema
+from llama_pipeline import lend_borrow_store, lineage, schema
 from llama_pipeline.dataset_assets import common, stored_records
 from llama_pipeline.defs.ingestion.assets import FETCH_RETRY_POLICY, collect_payloads
 from llama_pipeline.http_client import DefiLlamaClient
@@ -17,7 +17,8 @@ from llama_pipeline.transform.lend_borrow import lend_borrow_summary, parse_lend
 from llama_pipeline.warehouse import Warehouse
 
 
-@dg.asset(metadata={**table_metadata(schema.raw_payloads, ARCHIVE), "endpoint": "lend_borrow"},
+@dg.asset(metadata={**table_metadata(schema.raw_payloads, ARCHIVE), "endpoint": "lend_borrow",
+                    **lineage.metadata_for("raw_lend_borrow")},
           io_manager_key="warehouse_io_manager", retry_policy=FETCH_RETRY_POLICY,
           **common("lend_borrow", {"python", "postgres"}))
 def raw_lend_borrow(
@@ -40,7 +41,8 @@ def _pool_tokens(raw_pools: RawArchive, warehouse: Warehouse, day: dt.date, pool
 
 
 @dg.asset(
-    metadata={"table": snapshots_table.name, "dagster/column_schema": column_schema(snapshots_table)},
+    metadata={"table": snapshots_table.name, "dagster/column_schema": column_schema(snapshots_table),
+              **lineage.metadata_for("lend_borrow_snapshots")},
     deps=[dg.AssetKey("pools")],
     **common("lend_borrow", {"postgres", "pandas"}),
 )

@@ -5,7 +5,7 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
-from llama_pipeline import history_selection
+from llama_pipeline import history_selection, lineage
 from llama_pipeline.dataset_assets import SeriesBackfillConfig, common, run_series, should_fetch
 from llama_pipeline.http_client import DefiLlamaClient, without_key
 from llama_pipeline.io_manager import column_schema
@@ -42,7 +42,8 @@ def _lending_pools(warehouse: Warehouse, config: LendBorrowHistoryConfig) -> lis
         return [row[0] for row in cur.fetchall()]
 
 
-@dg.asset(metadata={"table": snapshots_table.name, "dagster/column_schema": column_schema(snapshots_table)},
+@dg.asset(metadata={"table": snapshots_table.name, "dagster/column_schema": column_schema(snapshots_table),
+                    **lineage.metadata_for("lend_borrow_history")},
           deps=[lend_borrow_snapshots], **common("lend_borrow", {"python", "postgres"}))
 def lend_borrow_history(
     context: dg.AssetExecutionContext, config: LendBorrowHistoryConfig, defillama: DefiLlamaClient,

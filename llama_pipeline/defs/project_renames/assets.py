@@ -5,6 +5,7 @@ import datetime as dt
 
 import dagster as dg
 
+from llama_pipeline import lineage
 from llama_pipeline.dataset_assets import common
 from llama_pipeline.io_manager import column_schema
 from llama_pipeline.parsed_payloads import pools_day
@@ -35,7 +36,8 @@ def _moves(cur, s: str, day: dt.date, today: list[tuple[str, str]]) -> tuple[lis
     return moves, {row[0] for row in cur.fetchall()}
 
 
-@dg.asset(metadata={"table": renames_table.name, "dagster/column_schema": column_schema(renames_table)},
+@dg.asset(metadata={"table": renames_table.name, "dagster/column_schema": column_schema(renames_table),
+                    **lineage.metadata_for("project_renames")},
           deps=[dg.AssetKey("projects")], **common("warehouse", {"postgres"}))
 def project_renames(context: dg.AssetExecutionContext, raw_pools: RawArchive, warehouse: Warehouse) -> dg.MaterializeResult:
     """Slugs DeFiLlama renamed in place: pool ids that arrive under a new project slug while their old

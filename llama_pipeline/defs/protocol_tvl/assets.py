@@ -3,7 +3,7 @@
 import dagster as dg
 from pydantic import Field
 
-from llama_pipeline import history_selection
+from llama_pipeline import history_selection, lineage
 from llama_pipeline.dataset_assets import SeriesBackfillConfig, common, run_series, should_fetch
 from llama_pipeline.http_client import DefiLlamaClient
 from llama_pipeline.io_manager import column_schema
@@ -23,7 +23,8 @@ class ProtocolTvlConfig(SeriesBackfillConfig):
     concurrency: int = Field(default=2, description="Requests in flight at once (responses reach 28 MB).")
 
 
-@dg.asset(metadata={"table": tvl_table.name, "dagster/column_schema": column_schema(tvl_table)},
+@dg.asset(metadata={"table": tvl_table.name, "dagster/column_schema": column_schema(tvl_table),
+                    **lineage.metadata_for("protocol_tvl_daily")},
           deps=[dg.AssetKey("projects"), dg.AssetKey("pool_snapshots")],
           **common("protocol_tvl", {"python", "postgres"}))
 def protocol_tvl_daily(

@@ -5,7 +5,8 @@ import datetime as dt
 
 import dagster as dg
 
-from llama_pipeline import history, lineage, schema
+from llama_pipeline import chart_days as history  # the reads that fill a past day from chart points
+from llama_pipeline import lineage, schema
 from llama_pipeline.day_metadata import failed_days_message
 from llama_pipeline.parsed_payloads import pool_names, pools_day, protocol_chain_names, protocols_day
 from llama_pipeline.defs.ingestion.charts import raw_pool_charts
