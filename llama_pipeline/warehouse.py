@@ -8,10 +8,13 @@ from pathlib import Path
 
 import dagster as dg
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
+import psycopg2.sql
 from pydantic import Field
 
 from llama_pipeline.db_url import libpq_url, redacted, scrub, scrubbed
+from llama_pipeline.schema import ALEMBIC_VERSION_TABLE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
@@ -31,16 +34,47 @@ class WarehouseError(RuntimeError):
         return failure
 
 
-def migrate_to_head(database_url: str, schema: str) -> None:
-    """``alembic upgrade head`` for this schema; a no-op at head and safe to run from many processes at
-    once (``migrations/env.py`` serializes them on an advisory lock)."""
-    from alembic import command
+def _alembic_config(database_url: str, schema: str):
     from alembic.config import Config
 
     config = Config(str(ALEMBIC_INI))
     config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
     config.attributes["database_url"] = database_url
     config.attributes["schema"] = schema
+    return config
+
+
+def _stored_revisions(database_url: str, schema: str) -> set[str]:
+    """The revisions recorded in the schema's version table (none when it or the schema is missing)."""
+    query = psycopg2.sql.SQL("SELECT version_num FROM {}.{}").format(
+        psycopg2.sql.Identifier(schema), psycopg2.sql.Identifier(ALEMBIC_VERSION_TABLE))
+    conn = psycopg2.connect(libpq_url(database_url), connect_timeout=10, application_name="llama_pipeline")
+    try:
+        with conn, conn.cursor() as cur:
+            try:
+                cur.execute(query)
+            except (psycopg2.errors.UndefinedTable, psycopg2.errors.InvalidSchemaName):
+                return set()
+            return {row[0] for row in cur.fetchall()}
+    finally:
+        conn.close()
+
+
+def migrate_to_head(database_url: str, schema: str) -> None:
+    """``alembic upgrade head`` for this schema; safe to run from many processes at once
+    (``migrations/env.py`` serializes them on an advisory lock).
+
+    Every run starts with this, so a schema already at head costs one query: Alembic's heads are read
+    from the migration scripts (Alembic is already imported in a run worker, by dagster-postgres) and
+    compared with the version table. Anything else (behind, empty, or a revision this code does not
+    know) goes through ``alembic upgrade`` and its lock, which migrates or fails as before."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    config = _alembic_config(database_url, schema)
+    heads = set(ScriptDirectory.from_config(config).get_heads())
+    if _stored_revisions(database_url, schema) == heads:
+        return
     command.upgrade(config, "head")
 
 
