@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,13 +12,14 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 import psycopg2.sql
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from llama_pipeline.db_url import libpq_url, redacted, scrub, scrubbed
 from llama_pipeline.schema import ALEMBIC_VERSION_TABLE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
+MAX_IDLE_CONNECTIONS = 2  # steps run one after another; a step may hold two blocks at once
 
 
 class WarehouseError(RuntimeError):
@@ -90,7 +92,14 @@ class Warehouse(dg.ConfigurableResource):
     migrate_on_start: bool = Field(default=True, description="Run `alembic upgrade head` when a run starts.")
     connect_timeout: int = Field(default=10, description="Seconds to wait for a connection.")
 
+    # During a run, connections given back are handed out again (a one-day run asks for ~70, and a new
+    # connection costs a backend process and authentication, 3-9 ms here); outside a run (sensors,
+    # scripts) every block has its own. Set up per run, never shared between runs or resources.
+    _idle: list[psycopg2.extensions.connection] | None = PrivateAttr(default=None)
+    _idle_lock: threading.Lock | None = PrivateAttr(default=None)
+
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._idle, self._idle_lock = [], threading.Lock()
         if not self.migrate_on_start:
             return
         failure = None
@@ -102,26 +111,61 @@ class Warehouse(dg.ConfigurableResource):
         if failure is not None:
             raise failure
 
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        idle, self._idle = self._idle or [], None
+        for conn in idle:
+            conn.close()
+
     @property
     def display_url(self) -> str:
         return redacted(self.database_url)
 
+    def _reused(self) -> psycopg2.extensions.connection | None:
+        """An idle connection of this run, reset as a connection pooler resets one: ``DISCARD ALL``
+        drops temporary tables, session settings and session locks, so a block never sees what an
+        earlier one left (and a connection the server dropped is closed here, not handed out)."""
+        while self._idle:
+            with self._idle_lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                return None
+            try:
+                conn.autocommit = True  # DISCARD ALL cannot run inside a transaction
+                with conn.cursor() as cur:
+                    cur.execute("DISCARD ALL")
+                conn.autocommit = False
+                return conn
+            except psycopg2.Error:
+                conn.close()
+        return None
+
+    def _give_back(self, conn: psycopg2.extensions.connection) -> None:
+        idle = self._idle
+        if (idle is not None and not conn.closed
+                and conn.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE):
+            with self._idle_lock:
+                if len(idle) < MAX_IDLE_CONNECTIONS:
+                    idle.append(conn)
+                    return
+        conn.close()
+
     @contextlib.contextmanager
     def connection(self) -> Iterator[psycopg2.extensions.connection]:
         """A connection in one transaction: committed when the block ends, rolled back on any error."""
-        conn, failure = None, None
-        try:
-            conn = psycopg2.connect(
-                libpq_url(self.database_url),
-                connect_timeout=self.connect_timeout,
-                application_name="llama_pipeline",
-            )
-        except psycopg2.Error as error:
-            failure = WarehouseError.of(f"cannot connect to {self.display_url}", error, self.database_url)
+        conn, failure = self._reused(), None
+        if conn is None:
+            try:
+                conn = psycopg2.connect(
+                    libpq_url(self.database_url),
+                    connect_timeout=self.connect_timeout,
+                    application_name="llama_pipeline",
+                )
+            except psycopg2.Error as error:
+                failure = WarehouseError.of(f"cannot connect to {self.display_url}", error, self.database_url)
         if failure is not None:
             raise failure
         try:
             with conn:  # commits on success, rolls back on an exception
                 yield conn
         finally:
-            conn.close()
+            self._give_back(conn)
