@@ -105,6 +105,15 @@ def timeline(instance, run_id: str) -> str:
     return "\n".join(lines)
 
 
+def sessions(admin, database: str) -> int | None:
+    """Connections ever opened to ``database`` (PostgreSQL 14+), to count what a run opens."""
+    if admin.server_version < 140000:
+        return None
+    with admin.cursor() as cur:
+        cur.execute("SELECT sessions FROM pg_stat_database WHERE datname = %s", (database,))
+        return cur.fetchone()[0]
+
+
 def measure(server_url: str, pools: int, reps: int, show_timeline: bool = False) -> list[RunTiming]:
     import dagster as dg
 
@@ -124,12 +133,17 @@ def measure(server_url: str, pools: int, reps: int, show_timeline: bool = False)
             env = {"DATABASE_URL": warehouse_url, **synthetic_datasets.source_settings(http)}
             with dagster_webserver(Path(home), dagster_pg_url, env, daemon=True) as ui, \
                     dg.DagsterInstance.from_config(str(home)) as instance:
+                databases = (dagster_pg_url.rsplit("/", 1)[1], warehouse_db)
                 for rep in range(reps + 1):
+                    before = [sessions(admin, name) for name in databases]
                     run_id = launch_today(ui.url)
                     wait_for(instance, run_id)
                     timing = run_timing(instance, run_id)
                     assert timing.status == "SUCCESS", f"{timing}\n{ui.log_tail()}"
-                    print(("warm-up " if rep == 0 else f"run {rep}: ") + timing.summary(), flush=True)
+                    time.sleep(1.5)  # the server's statistics are flushed about once a second
+                    opened = [None if b is None else sessions(admin, name) - b for name, b in zip(databases, before)]
+                    print(("warm-up " if rep == 0 else f"run {rep}: ") + timing.summary()
+                          + f"; connections opened: instance {opened[0]}, warehouse {opened[1]}", flush=True)
                     if rep:
                         timings.append(timing)
                 if show_timeline:
