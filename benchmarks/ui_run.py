@@ -7,7 +7,9 @@ PostgreSQL, the repository's own run coordinator: queued runs that the daemon st
 worker process) and a throwaway warehouse fed by a local payload server with a full-size synthetic day.
 Each repetition launches today's partition of every asset through the webserver's GraphQL API, with
 the same mutation the UI's "Materialize all" sends, and reads the run's event log for the breakdown
-(``llama_pipeline_tests/run_timing.py``). The first run (which creates the tables) is a warm-up.
+(``llama_pipeline_tests/run_timing.py``). It also counts the connections each run opens to the instance's
+and the warehouse's databases (``pg_stat_database.sessions``, PostgreSQL 14+): a figure that, unlike the
+times, does not move with the machine's load. The first run (which creates the tables) is a warm-up.
 """
 
 from __future__ import annotations

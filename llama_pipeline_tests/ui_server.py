@@ -1,7 +1,8 @@
 """A Dagster webserver on 127.0.0.1 for browser tests: a throwaway instance and warehouse schema.
 
 The instance lives in a temporary DAGSTER_HOME whose dagster.yaml stores runs, events and schedules
-in PostgreSQL (dagster-postgres, a database of its own on the test server, as in production). Without
+in PostgreSQL with the repository's own storage block (dagster-postgres with one connection kept per
+process, ``llama_pipeline/instance_storage.py``; a database of its own on the test server). Without
 a daemon, runs are launched with the default run coordinator, so that a run started from the UI runs
 at once in a subprocess of the webserver's code server. With ``daemon=True`` a ``dagster-daemon``
 runs beside the webserver and the run coordinator is the repository's own (``dagster.yaml``: queued
