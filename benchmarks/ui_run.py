@@ -170,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         timings = measure(url, args.pools, args.reps, args.timeline)
     fields = ("total", "queued", "worker_start", "setup", "steps", "between_steps", "teardown")
     medians = {name: round(statistics.median(getattr(t, name) for t in timings), 2) for name in fields}
-    print(f"median of {len(timings)} runs ({args.pools:,} pools): " + ", ".join(f"{k} {v} s" for k, v in medians.items()))
+    print(f"median of {len(timings)} runs ({args.pools:,} pools): "
+          + ", ".join(f"{k} {v} s" for k, v in medians.items()))
     if args.json:
         args.json.write_text(json.dumps({"pools": args.pools, "median": medians,
                                          "runs": [t.as_dict() for t in timings]}, indent=2))

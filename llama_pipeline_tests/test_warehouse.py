@@ -39,7 +39,8 @@ def test_a_run_reuses_a_connection_and_each_block_starts_clean(in_a_run, schema_
         cur.execute("SET statement_timeout = 1234")
         cur.execute("SELECT pg_advisory_lock(42)")
     with in_a_run.connection() as conn, conn.cursor() as cur:
-        cur.execute("SELECT pg_backend_pid(), to_regclass('pg_temp._left_behind'), current_setting('statement_timeout')")
+        cur.execute("SELECT pg_backend_pid(), to_regclass('pg_temp._left_behind'), "
+                    "current_setting('statement_timeout')")
         assert cur.fetchone() == (first, None, "0")
         cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
         assert cur.fetchone()[0] == 0
