@@ -7,7 +7,9 @@ PostgreSQL, the repository's own run coordinator: queued runs that the daemon st
 worker process) and a throwaway warehouse fed by a local payload server with a full-size synthetic day.
 Each repetition launches today's partition of every asset through the webserver's GraphQL API, with
 the same mutation the UI's "Materialize all" sends, and reads the run's event log for the breakdown
-(``llama_pipeline_tests/run_timing.py``). The first run (which creates the tables) is a warm-up.
+(``llama_pipeline_tests/run_timing.py``). It also counts the connections each run opens to the instance's
+and the warehouse's databases (``pg_stat_database.sessions``, PostgreSQL 14+): a figure that, unlike the
+times, does not move with the machine's load. The first run (which creates the tables) is a warm-up.
 """
 
 from __future__ import annotations
@@ -105,6 +107,15 @@ def timeline(instance, run_id: str) -> str:
     return "\n".join(lines)
 
 
+def sessions(admin, database: str) -> int | None:
+    """Connections ever opened to ``database`` (PostgreSQL 14+), to count what a run opens."""
+    if admin.server_version < 140000:
+        return None
+    with admin.cursor() as cur:
+        cur.execute("SELECT sessions FROM pg_stat_database WHERE datname = %s", (database,))
+        return cur.fetchone()[0]
+
+
 def measure(server_url: str, pools: int, reps: int, show_timeline: bool = False) -> list[RunTiming]:
     import dagster as dg
 
@@ -124,12 +135,17 @@ def measure(server_url: str, pools: int, reps: int, show_timeline: bool = False)
             env = {"DATABASE_URL": warehouse_url, **synthetic_datasets.source_settings(http)}
             with dagster_webserver(Path(home), dagster_pg_url, env, daemon=True) as ui, \
                     dg.DagsterInstance.from_config(str(home)) as instance:
+                databases = (dagster_pg_url.rsplit("/", 1)[1], warehouse_db)
                 for rep in range(reps + 1):
+                    before = [sessions(admin, name) for name in databases]
                     run_id = launch_today(ui.url)
                     wait_for(instance, run_id)
                     timing = run_timing(instance, run_id)
                     assert timing.status == "SUCCESS", f"{timing}\n{ui.log_tail()}"
-                    print(("warm-up " if rep == 0 else f"run {rep}: ") + timing.summary(), flush=True)
+                    time.sleep(1.5)  # the server's statistics are flushed about once a second
+                    opened = [None if b is None else sessions(admin, name) - b for name, b in zip(databases, before)]
+                    print(("warm-up " if rep == 0 else f"run {rep}: ") + timing.summary()
+                          + f"; connections opened: instance {opened[0]}, warehouse {opened[1]}", flush=True)
                     if rep:
                         timings.append(timing)
                 if show_timeline:
@@ -154,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         timings = measure(url, args.pools, args.reps, args.timeline)
     fields = ("total", "queued", "worker_start", "setup", "steps", "between_steps", "teardown")
     medians = {name: round(statistics.median(getattr(t, name) for t in timings), 2) for name in fields}
-    print(f"median of {len(timings)} runs ({args.pools:,} pools): " + ", ".join(f"{k} {v} s" for k, v in medians.items()))
+    print(f"median of {len(timings)} runs ({args.pools:,} pools): "
+          + ", ".join(f"{k} {v} s" for k, v in medians.items()))
     if args.json:
         args.json.write_text(json.dumps({"pools": args.pools, "median": medians,
                                          "runs": [t.as_dict() for t in timings]}, indent=2))

@@ -18,11 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from llama_pipeline_tests.ui_server import DAGSTER_YAML, ROOT, repository_run_coordinator
-
-# The repository's own run coordinator (dagster.yaml: queued, dequeued by the daemon).
-QUEUED = DAGSTER_YAML.replace("{run_coordinator}", repository_run_coordinator())
-assert "QueuedRunCoordinator" in QUEUED
+from llama_pipeline_tests.ui_server import ROOT, instance_yaml, repository_run_coordinator
 
 
 @dataclass
@@ -43,7 +39,10 @@ class Daemon:
 
 def write_instance(home: Path, dagster_pg_url: str) -> None:
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text(QUEUED.format(postgres_url=dagster_pg_url, storage=home / "storage"))
+    # The repository's own storage and run coordinator (dagster.yaml: queued, dequeued by the daemon).
+    coordinator = repository_run_coordinator()
+    assert "QueuedRunCoordinator" in coordinator
+    (home / "dagster.yaml").write_text(instance_yaml(dagster_pg_url, home / "storage", coordinator))
 
 
 def child_env(home: Path, env: dict[str, str]) -> dict[str, str]:

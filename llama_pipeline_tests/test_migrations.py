@@ -6,15 +6,19 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import psycopg2
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from llama_pipeline import schema
 from llama_pipeline.db_url import sqlalchemy_url
+from llama_pipeline.warehouse import migrate_to_head
+from llama_pipeline.warehouse_lock import MIGRATION_LOCK_KEY
 from llama_pipeline_tests.testing import synthetic
 from llama_pipeline_tests.conftest import archive_payloads, materialize, warehouse_assets
 
@@ -124,3 +128,49 @@ def test_0008_keys_chart_points_by_pool_and_indexes_rejects_by_key_and_steps_dow
     assert points() == before
     alembic(database_url, schema_name, "upgrade", "head")
     assert indexes() == at_head and points() == before
+
+
+# --- the check every run starts with (Warehouse.setup_for_execution) ----------------------------
+
+
+def _versions(database_url: str, schema_name: str) -> list[str]:
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute(f'SELECT version_num FROM "{schema_name}".llama_alembic_version')
+        return [row[0] for row in cur.fetchall()]
+
+
+def test_a_schema_at_head_is_checked_without_alembic_or_its_lock(database_url, schema_name):
+    """At head, a run's start reads the version table and goes on: it does not queue behind a migration
+    that holds the lock (Alembic's path would wait for it)."""
+    migrate_to_head(database_url, schema_name)
+    holder = psycopg2.connect(database_url)
+    try:
+        with holder.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        checked = threading.Thread(target=migrate_to_head, args=(database_url, schema_name), daemon=True)
+        checked.start()
+        checked.join(timeout=60)
+        assert not checked.is_alive(), "the at-head check waited for the migration lock"
+    finally:
+        holder.close()  # releases the lock (and a check stuck behind it)
+
+
+def test_a_schema_behind_head_or_missing_is_migrated_at_run_start(database_url, schema_name):
+    migrate_to_head(database_url, schema_name)
+    alembic(database_url, schema_name, "downgrade", "-1")
+    behind = _versions(database_url, schema_name)
+    migrate_to_head(database_url, schema_name)
+    assert behind != _versions(database_url, schema_name)
+    assert "(head)" in alembic(database_url, schema_name, "current").stdout
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute(f'DROP TABLE "{schema_name}".llama_alembic_version')  # the tables stay: Alembic must say so
+    with pytest.raises(sa.exc.ProgrammingError, match="already exists"):
+        migrate_to_head(database_url, schema_name)
+
+
+def test_a_revision_this_code_does_not_know_fails_the_run_start(database_url, schema_name):
+    migrate_to_head(database_url, schema_name)
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute(f"UPDATE \"{schema_name}\".llama_alembic_version SET version_num = 'f00d'")
+    with pytest.raises(Exception, match="f00d"):
+        migrate_to_head(database_url, schema_name)

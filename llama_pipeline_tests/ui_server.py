@@ -1,7 +1,8 @@
 """A Dagster webserver on 127.0.0.1 for browser tests: a throwaway instance and warehouse schema.
 
 The instance lives in a temporary DAGSTER_HOME whose dagster.yaml stores runs, events and schedules
-in PostgreSQL (dagster-postgres, a database of its own on the test server, as in production). Without
+in PostgreSQL with the repository's own storage block (dagster-postgres with one connection kept per
+process, ``llama_pipeline/instance_storage.py``; a database of its own on the test server). Without
 a daemon, runs are launched with the default run coordinator, so that a run started from the UI runs
 at once in a subprocess of the webserver's code server. With ``daemon=True`` a ``dagster-daemon``
 runs beside the webserver and the run coordinator is the repository's own (``dagster.yaml``: queued
@@ -37,10 +38,7 @@ run_coordinator:
 """
 
 DAGSTER_YAML = """\
-storage:
-  postgres:
-    postgres_url: {postgres_url}
-{run_coordinator}run_launcher:
+{instance_storage}{run_coordinator}run_launcher:
   module: dagster._core.launcher
   class: DefaultRunLauncher
 local_artifact_storage:
@@ -84,6 +82,26 @@ def repository_run_coordinator() -> str:
     return yaml.safe_dump({"run_coordinator": config["run_coordinator"]}, sort_keys=False)
 
 
+def repository_storage(postgres_url: str) -> str:
+    """The ``storage`` block of the repository's dagster.yaml (its storage class and settings), with
+    ``postgres_url`` in place of the DAGSTER_PG_URL it reads."""
+    import yaml
+
+    def resolve(node):
+        if node == {"env": "DAGSTER_PG_URL"}:
+            return postgres_url
+        return {key: resolve(value) for key, value in node.items()} if isinstance(node, dict) else node
+
+    config = yaml.safe_load((ROOT / "dagster.yaml").read_text())
+    return yaml.safe_dump({"storage": resolve(config["storage"])}, sort_keys=False)
+
+
+def instance_yaml(postgres_url: str, storage: Path, run_coordinator: str) -> str:
+    """A test instance's dagster.yaml: the repository's storage, ``run_coordinator``, files under ``storage``."""
+    return DAGSTER_YAML.format(instance_storage=repository_storage(postgres_url), storage=storage,
+                               run_coordinator=run_coordinator)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -116,8 +134,7 @@ def dagster_webserver(
     home.mkdir(parents=True, exist_ok=True)
     storage = home / "storage"
     coordinator = repository_run_coordinator() if daemon else DEFAULT_COORDINATOR
-    (home / "dagster.yaml").write_text(DAGSTER_YAML.format(postgres_url=dagster_pg_url, storage=storage,
-                                                           run_coordinator=coordinator))
+    (home / "dagster.yaml").write_text(instance_yaml(dagster_pg_url, storage, coordinator))
     port = free_port()
     log_path = home / "webserver.log"
     full_env = {**os.environ, **env, "DAGSTER_HOME": str(home), "PYTHONUNBUFFERED": "1"}
