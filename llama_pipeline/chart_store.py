@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import uuid
 import zlib
 from collections.abc import Iterable
 
@@ -30,12 +31,19 @@ def store_charts(
     pool as key), replacing what an earlier fetch of the pool set aside. Returns the charts stored
     that had such points, by pool.
 
-    The batch's old points and rejects go in one ``DELETE ... = ANY(...)`` each, through keys led by the
-    pool (migration 0008): with the points keyed by day first, a delete per chart scanned the whole
-    table and every batch rewrote most of the key, which made a backfill quadratic in the points stored."""
+    Only a pool with a usable chart stored before has points and rejects to delete (none on a first
+    backfill), each by ``pool_id = ...``: the key leads with the pool (migration 0008), and an equality
+    on it is planned as an index scan even before the table has statistics, where ``= ANY(<a batch>)``
+    was planned as a scan of the whole table. With the day first in the key, every delete scanned the
+    table and every batch rewrote most of the key: a backfill quadratic in the points it stored."""
     s = quote_ident(schema_name)
+    results = list(results)
     replaced: dict[str, tuple[dt.date, ParsedChart]] = {}  # by pool: a pool twice in a batch keeps its last
     with conn.cursor() as cur:
+        # raw_pool_charts holds a row per pool (thousands, the bodies out of line): read whole if need be
+        cur.execute(f"SELECT pool_id::text FROM {s}.raw_pool_charts WHERE pool_id = ANY(%s::uuid[]) "
+                    "AND error IS NULL", ([r.pool_id for r in results],))
+        stored_before = {row[0] for row in cur.fetchall()}
         for result in results:
             parsed, error = None, result.error
             if result.body is not None and error is None:
@@ -70,9 +78,10 @@ def store_charts(
                 replaced[result.pool_id] = (result.fetched_at.astimezone(dt.timezone.utc).date(), parsed)
         if not replaced:
             return {}
-        pool_ids = list(replaced)
-        cur.execute(f"DELETE FROM {s}.pool_chart_points WHERE pool_id = ANY(%s::uuid[])", (pool_ids,))
-        cur.execute(f"DELETE FROM {s}.rejects WHERE asset = %s AND record_key = ANY(%s)", (CHART_ASSET, pool_ids))
+        for pool_id in replaced:
+            if str(uuid.UUID(pool_id)) in stored_before:
+                cur.execute(f"DELETE FROM {s}.pool_chart_points WHERE pool_id = %s", (pool_id,))
+                cur.execute(f"DELETE FROM {s}.rejects WHERE asset = %s AND record_key = %s", (CHART_ASSET, pool_id))
         rejects = [(CHART_ASSET, day, r.record_index, r.record_key, r.reason, r.record)
                    for day, parsed in replaced.values() for r in parsed.rejects]
         if rejects:
