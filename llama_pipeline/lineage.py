@@ -189,7 +189,7 @@ def metadata_for(asset: str) -> dict:
     """Definition metadata an asset adds for lineage: its column lineage, or for a raw asset the column
     schema of the API record it carries (the table storing it is described under ``archive_schema``)."""
     if asset in (RAW_POOLS, RAW_PROTOCOLS):
-        from llama_pipeline.io_manager import column_schema
+        from llama_pipeline.table_write import column_schema
 
         return {
             "dagster/column_schema": RAW_POOLS_SCHEMA if asset == RAW_POOLS else RAW_PROTOCOLS_SCHEMA,
