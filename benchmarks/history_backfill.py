@@ -98,7 +98,7 @@ def main() -> None:
     print(f"{'chart requests':<40}{requests:>14,}")
     print(f"{'raw_pool_charts (fetch + archive), s':<40}{steps['raw_pool_charts']:>14.1f}")
     print(f"{'chart requests per second':<40}{requests / steps['raw_pool_charts']:>14.1f}")
-    for step in ("chains", "projects", "pools", "pool_snapshots"):
+    for step in ("warehouse_tables",):  # chains, projects, project_renames, pools, pool_snapshots: one step
         print(f"{step + ', s':<40}{steps[step]:>14.1f}")
     print(f"{'whole range run, s':<40}{total:>14.1f}")
     print(f"{'snapshot rows from charts':<40}{rows:>14,}")

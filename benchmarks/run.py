@@ -203,15 +203,16 @@ def step_figures(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, float
     for event in result.all_events:
         if event.event_type_value == "STEP_SUCCESS":
             figures.setdefault(event.step_key, {})["step"] = event.event_specific_data.duration_ms / 1000
-    for name in figures:
+    for name in list(figures):
         try:
             materializations = result.asset_materializations_for_node(name)
         except Exception:  # noqa: BLE001 - a node without materializations
             materializations = []
-        for materialization in materializations[:1]:
+        # A multi-asset step (warehouse_tables) writes several tables: each table's first event has its write.
+        for materialization in materializations:
             value = materialization.metadata.get("write_seconds")
             if value is not None:
-                figures[name]["write"] = float(value.value)
+                figures.setdefault(materialization.asset_key.to_user_string(), {}).setdefault("write", float(value.value))
     return figures
 
 

@@ -134,6 +134,7 @@ def main() -> int:
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL",
                                                                  "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--schema", default="bench_warehouse_range")
+    parser.add_argument("--reuse", action="store_true", help="keep the days stored by an earlier run of this script")
     parser.add_argument("--child", choices=["floor", "step"])
     parser.add_argument("--first")
     parser.add_argument("--last")
@@ -144,7 +145,8 @@ def main() -> int:
     today = dt.datetime.now(dt.timezone.utc).date()
     days = [today - dt.timedelta(days=args.days - i) for i in range(args.days)]
     started = time.perf_counter()
-    store_days(args.database_url, args.schema, days, args.pools)
+    if not args.reuse:
+        store_days(args.database_url, args.schema, days, args.pools)
     print(f"stored {args.days} days of {args.pools:,} pools in {time.perf_counter() - started:.0f} s", flush=True)
     figures = {
         "floor, one day": run_child(args, "floor", days[-1], days[-1]),

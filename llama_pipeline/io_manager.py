@@ -4,7 +4,8 @@ Assets compute their rows; this IO manager only writes them, as the asset's decl
 (``table_write``) says:
 
 - ``archive``: raw payloads, upserted into ``raw_payloads`` by (endpoint, day);
-- ``replace_partition``: facts; the run's days are deleted and rewritten from the asset's day batches;
+- ``replace_partition``: facts; the run's days are deleted and rewritten from the asset's day batches
+  (``spooled_rows.SpooledDays`` for a range of any length);
 - ``upsert``: dimensions; the run's rows, folded to one per key (``dimension_merge.FoldedDays``), merge
   into the table: first/last seen dates widen, and attributes change only when the incoming day is not
   older than the day that wrote them.
@@ -30,6 +31,7 @@ from llama_pipeline.dimension_merge import FoldedDays, attribute_upsert, upsert_
 from llama_pipeline.partitions import days_of
 from llama_pipeline.pg_copy import copy_buffer
 from llama_pipeline.raw_archive import FetchedPayloads, RawArchive
+from llama_pipeline.spooled_rows import SpooledDays
 from llama_pipeline.table_write import TableWrite, WriteMode, column_schema
 from llama_pipeline.transform.batches import DailyBatch, DayFigures
 from llama_pipeline.warehouse import Warehouse, WarehouseError
@@ -76,7 +78,12 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             if declared.mode is WriteMode.ARCHIVE:
                 stats, per_day = self._archive(context, obj)
             else:
-                stats, per_day = self._write_table(context, declared, _run_rows(context, declared, obj))
+                rows = _run_rows(context, declared, obj)
+                try:
+                    stats, per_day = self._write_table(context, declared, rows)
+                finally:
+                    if isinstance(rows, SpooledDays):
+                        rows.close()
         except psycopg2.Error as error:
             # Raised outside the except block, so the unscrubbed driver error is not kept as context;
             # a scrubbed copy of it (with its traceback) is the cause.
@@ -130,7 +137,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         return f"{quote_ident(self.warehouse.schema_name)}.{quote_ident(name)}"
 
     def _write_table(
-        self, context: dg.OutputContext, declared: TableWrite, rows: list[DailyBatch] | FoldedDays,
+        self, context: dg.OutputContext, declared: TableWrite, rows: list[DailyBatch] | FoldedDays | SpooledDays,
     ) -> tuple[dict, dict[dt.date, dict]]:
         """Write the run's days in one transaction; return the run's figures and each day's own."""
         table, days = declared.table, partition_days(context)
@@ -173,10 +180,11 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             run_wide.update(_range_figures(per_day))
         return run_wide, per_day
 
-    def _replace_days(self, cur: psycopg2.extensions.cursor, declared: TableWrite, batches: list[DailyBatch],
-                      per_day: dict[dt.date, dict], column_list: str) -> None:
-        if not isinstance(batches, list):
-            raise TypeError(f"{declared.table.name} is replaced day by day: expected a list of DailyBatch")
+    def _replace_days(self, cur: psycopg2.extensions.cursor, declared: TableWrite,
+                      batches: list[DailyBatch] | SpooledDays, per_day: dict[dt.date, dict], column_list: str) -> None:
+        if not isinstance(batches, (list, SpooledDays)):
+            raise TypeError(f"{declared.table.name} is replaced day by day: expected SpooledDays or a list of "
+                            "DailyBatch")
         days = sorted(per_day)
         partition_expr = declared.partition_expr
         column = quote_ident(partition_expr)
@@ -188,11 +196,17 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         )
         for day, count in cur.fetchall():
             per_day[day]["replaced"] = count
-        for batch in batches:
-            cur.copy_expert(f"COPY {target} ({column_list}) FROM STDIN",
-                            copy_buffer(batch.rows, list(declared.table.columns)))
-            per_day[batch.day]["inserted"] = len(batch.rows)
-            per_day[batch.day].setdefault("replaced", 0)
+        if isinstance(batches, SpooledDays):  # the range's rows, serialized day by day by the asset
+            cur.copy_expert(f"COPY {target} ({column_list}) FROM STDIN", batches.rows())
+            counts = [(day.day, day.row_count) for day in batches.days]
+        else:
+            for batch in batches:
+                cur.copy_expert(f"COPY {target} ({column_list}) FROM STDIN",
+                                copy_buffer(batch.rows, list(declared.table.columns)))
+            counts = [(batch.day, len(batch.rows)) for batch in batches]
+        for day, count in counts:
+            per_day[day]["inserted"] = count
+            per_day[day].setdefault("replaced", 0)
 
     def _day_figures(self, cur: psycopg2.extensions.cursor, asset: str, day: DayFigures, figures: dict) -> None:
         """A day's rejects (written with its rows) and its own figures."""
@@ -232,7 +246,8 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             return pd.DataFrame(cur.fetchall(), columns=names)
 
 
-def _run_rows(context: dg.OutputContext, declared: TableWrite, obj: object) -> list[DailyBatch] | FoldedDays:
+def _run_rows(context: dg.OutputContext, declared: TableWrite,
+              obj: object) -> list[DailyBatch] | FoldedDays | SpooledDays:
     """The asset's value as day batches (or a dimension's folded days); a bare DataFrame is the rows of
     a one-day run."""
     if isinstance(obj, pd.DataFrame):
@@ -240,10 +255,12 @@ def _run_rows(context: dg.OutputContext, declared: TableWrite, obj: object) -> l
         return [DailyBatch(day, obj)]
     if isinstance(obj, FoldedDays) and declared.mode is WriteMode.UPSERT and obj.table is declared.table:
         return obj
+    if isinstance(obj, SpooledDays) and declared.mode is WriteMode.REPLACE_PARTITION and obj.table is declared.table:
+        return obj
     if isinstance(obj, (list, tuple)) and all(isinstance(batch, DailyBatch) for batch in obj):
         return sorted(obj, key=lambda batch: batch.day)
     raise TypeError(f"{context.asset_key.to_user_string()} returned {type(obj).__name__}; expected a list of "
-                    f"DailyBatch, a DataFrame{' or FoldedDays' if declared.mode is WriteMode.UPSERT else ''} "
+                    f"DailyBatch, a DataFrame or {'FoldedDays' if declared.mode is WriteMode.UPSERT else 'SpooledDays'} "
                     f"for {declared.table.name}")
 
 

@@ -88,3 +88,22 @@ def test_the_writer_refuses_what_is_not_rows(resources, warehouse, value):
 
     with pytest.raises(TypeError, match="expected a list of DailyBatch"):
         dg.materialize([odd], resources=resources, partition_key=DAY.isoformat())
+
+
+def test_a_range_spooled_to_disk_writes_every_day_with_its_own_figures(resources, warehouse, query, small_day,
+                                                                       monkeypatch):
+    from llama_pipeline import spooled_rows
+
+    monkeypatch.setattr(spooled_rows, "MAX_IN_MEMORY", 4096)  # a few rows: the range's rows go to disk
+    pools_payload, protocols = small_day
+    days = [DAY + dt.timedelta(days=i) for i in range(3)]
+    for i, day in enumerate(days):
+        archive_payloads(warehouse, day, synthetic.generate_pools(100 + 50 * i, seed=8, protocols=protocols,
+                                                                  day=day), protocols)
+    result = materialize(warehouse_assets(), resources, partition_range=(days[0], days[-1]))
+    assert result.success
+    assert query("SELECT snapshot_date, count(*) FROM pool_snapshots GROUP BY 1 ORDER BY 1") == [
+        (day, 100 + 50 * i) for i, day in enumerate(days)]
+    counts = {m.partition: m.metadata["dagster/row_count"].value
+              for m in result.asset_materializations_for_node("warehouse_tables") if m.asset_key == POOL_SNAPSHOTS}
+    assert counts == {day.isoformat(): 100 + 50 * i for i, day in enumerate(days)}

@@ -12,10 +12,10 @@ from llama_pipeline import lineage, schema, warehouse_days
 from llama_pipeline.day_metadata import failed_days_message
 from llama_pipeline.dimension_merge import FoldedDays
 from llama_pipeline.partitions import DAILY, days_of
-from llama_pipeline.project_renames_store import record_renames
+from llama_pipeline.project_renames_store import Move, moved_pools, record_renames
 from llama_pipeline.schema_datasets import project_renames as renames_table
+from llama_pipeline.spooled_rows import SpooledDays
 from llama_pipeline.table_write import REPLACE_PARTITION, UPSERT, column_schema, table_metadata
-from llama_pipeline.transform.batches import DailyBatch
 from llama_pipeline.warehouse import Warehouse
 from llama_pipeline.warehouse_lock import quote_ident
 
@@ -89,18 +89,19 @@ def refuse_days_without_data(warehouse: Warehouse, asset: str, days: tuple[dt.da
 def warehouse_tables(context: dg.AssetExecutionContext, warehouse: Warehouse) -> Iterator:
     """The selected tables of the run's days, from each day's stored payloads decoded once.
 
-    Dimensions are folded day by day (one row per key for the range); pool_snapshots keeps each day's
-    rows. Outputs are yielded in dependency order, and the IO manager writes each as it is yielded:
-    chains and projects, then the renames (against the stored pools, before they take the day's slugs),
-    then pools and pool_snapshots."""
+    Memory stays that of one day whatever the range: dimensions are folded day by day (one row per key),
+    pool_snapshots' rows are spooled as COPY text (``SpooledDays``), and of each day's pools only those
+    that moved to another slug are kept for the rename detection. Outputs are yielded in dependency
+    order and the IO manager writes each as it is yielded: chains and projects, then the renames
+    (against the stored pools, before they take the day's slugs), then pools and pool_snapshots."""
     days = days_of(context.partition_time_window)
     selected = set(context.selected_asset_keys)
     names = ", ".join(sorted(key.to_user_string() for key in selected))
     if selected - {PROJECT_RENAMES}:
         refuse_days_without_data(warehouse, names, days)
     folded = {key: FoldedDays(table) for key, table in DIMENSIONS.items() if key in selected}
-    snapshots: list[DailyBatch] = []
-    renames: list[tuple[dt.date, list[tuple[str, str]]]] = []
+    snapshots = SpooledDays(schema.pool_snapshots) if POOL_SNAPSHOTS in selected else None
+    moves: list[tuple[dt.date, list[Move]]] = []
     decoded_payloads = 0
     for day in days:
         decoded = warehouse_days.decode_day(warehouse, day, protocols=bool(selected & {CHAINS, PROJECTS}))
@@ -109,26 +110,28 @@ def warehouse_tables(context: dg.AssetExecutionContext, warehouse: Warehouse) ->
                            (POOLS, warehouse_days.pools)):
             if key in folded:
                 folded[key].add(build(warehouse, decoded))
-        if POOL_SNAPSHOTS in selected:
-            snapshots.append(warehouse_days.pool_snapshots(warehouse, decoded))
+        if snapshots is not None:
+            snapshots.add(warehouse_days.pool_snapshots(warehouse, decoded))
         if PROJECT_RENAMES in selected and decoded.pools is not None:  # a day filled from history names none
             pools = decoded.pools.pools
-            renames.append((day, list(zip(pools["pool_id"], pools["project"]))))
+            with warehouse.connection() as conn:  # against the pools stored before this run writes any
+                moves.append((day, moved_pools(conn, warehouse.schema_name, day, pools["pool_id"],
+                                               pools["project"])))
         del decoded
     step = {"payloads_decoded": decoded_payloads}
     for key in (CHAINS, PROJECTS):
         if key in folded:
             yield dg.Output(folded.pop(key), output_name=key.to_python_identifier(), metadata=step)
     if PROJECT_RENAMES in selected:
-        yield _record_renames(context, warehouse, renames)
+        yield _record_renames(context, warehouse, moves)
     if POOLS in folded:
         yield dg.Output(folded.pop(POOLS), output_name="pools", metadata=step)
-    if POOL_SNAPSHOTS in selected:
+    if snapshots is not None:
         yield dg.Output(snapshots, output_name="pool_snapshots", metadata=step)
 
 
 def _record_renames(context: dg.AssetExecutionContext, warehouse: Warehouse,
-                    days: list[tuple[dt.date, list[tuple[str, str]]]]) -> dg.MaterializeResult:
+                    days: list[tuple[dt.date, list[Move]]]) -> dg.MaterializeResult:
     with warehouse.connection() as conn:
         recorded = record_renames(conn, warehouse.schema_name, days)
     for line in recorded.detected:
