@@ -1,9 +1,10 @@
 """A fact table's rows over a run's days, kept as COPY text in a temporary file.
 
 A range run (a backfill of many days) computes every day before the IO manager writes the range in one
-transaction. Held as DataFrames, a 17,000-pool day costs ~8 MB, so a year would not fit in memory; as
-COPY text in a spooled file (in memory up to ``MAX_IN_MEMORY``, about two full days, then on disk) the step holds one day's
-rows at a time, and the writer sends the whole range with one COPY.
+transaction. Held as DataFrames, the rows grew the step by ~5-8 MB a day of 17,000 pools (484 MB peak
+for 30 days against 247 MB for one); as COPY text in a spooled file (in memory up to ``MAX_IN_MEMORY``,
+about two full days, then on disk) the step holds one day's rows at a time, and the writer sends the
+whole range with one COPY.
 """
 
 from __future__ import annotations
