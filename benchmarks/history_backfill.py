@@ -131,7 +131,7 @@ def main() -> None:
     if tenths:
         print(f"{'last tenth / first tenth':<40}{tenths[-1] / tenths[0]:>14.2f}")
     print(f"{'peak RSS after the backfill, MB':<40}{peak_rss_mb:>14.0f}")
-    for step in ("chains", "projects", "pools", "pool_snapshots"):
+    for step in ("warehouse_tables",):  # chains, projects, project_renames, pools, pool_snapshots: one step
         if step in steps:
             print(f"{step + ', s':<40}{steps[step]:>14.1f}")
     print(f"{'whole range run, s':<40}{total:>14.1f}")

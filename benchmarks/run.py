@@ -11,7 +11,8 @@ The script prints one table per numbered item of the issue and a last table of r
 Each scenario is a module of ``benchmarks/scenarios/`` (``run`` measures, ``report`` prints its table);
 ``--scenario`` picks some, and the scenarios their figures are relative to run with them (``NEEDS``).
 Nothing here changes the pipeline: what the benchmark reads from the pipeline's internals (per-day
-backfill times from wrapping ``DailyBatches.__iter__`` in this process only, ...) is all in
+backfill times from wrapping the warehouse step's decode, builders and table writes in this process
+only, ...) is all in
 ``scenarios/pipeline_hooks.py``.
 """
 

@@ -9,7 +9,6 @@ import dagster as dg
 from pydantic import Field
 
 from llama_pipeline import chart_fetch, clock, history_selection, quality, series_history
-from llama_pipeline.gc_pause import paused_gc
 from llama_pipeline.partitions import DAILY, days_of
 from llama_pipeline.raw_archive import MissingPayload, RawArchive
 
@@ -26,8 +25,7 @@ def stored_records(archive: RawArchive, day: dt.date) -> list | None:
         payload = archive.load(day)
     except MissingPayload:
         return None
-    with paused_gc():
-        return payload.records()
+    return payload.records()
 
 
 class SeriesBackfillConfig(dg.Config):

@@ -3,12 +3,14 @@ per key across the run's days, then one INSERT ... ON CONFLICT whose counts are 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pandas as pd
 import sqlalchemy as sa
 
 from llama_pipeline import schema
+from llama_pipeline.transform.batches import DailyBatch, DayFigures
 from llama_pipeline.warehouse_lock import quote_ident
 
 
@@ -44,6 +46,32 @@ def fold_days(
             known = both[both[column.name] != placeholder].groupby(key, sort=False)[column.name].last()
             merged.loc[known.index, column.name] = known
     return merged.reset_index()[[c.name for c in table.columns]]
+
+
+@dataclasses.dataclass
+class FoldedDays:
+    """A dimension's rows over a run's days, folded as the asset computes them day by day: one row per
+    key (what upserting the days in order would make of them), so a range holds one row per key
+    however many days it spans, and each day's own figures."""
+
+    table: sa.Table
+    rows: pd.DataFrame | None = None
+    days: list[DayFigures] = dataclasses.field(default_factory=list)
+
+    def add(self, batch: DailyBatch) -> None:
+        """Fold in the next day (days arrive in ascending order)."""
+        if self.days and batch.day <= self.days[-1].day:
+            raise ValueError(f"{self.table.name}: {batch.day} folded after {self.days[-1].day}")
+        self.rows = fold_days(self.rows, with_kept_columns(batch.rows, self.table), self.table,
+                              seen_only=batch.seen_only)
+        self.days.append(DayFigures.of(batch))
+
+    @classmethod
+    def of(cls, table: sa.Table, batches: list[DailyBatch]) -> FoldedDays:
+        folded = cls(table)
+        for batch in sorted(batches, key=lambda b: b.day):
+            folded.add(batch)
+        return folded
 
 
 def with_kept_columns(frame: pd.DataFrame, table: sa.Table) -> pd.DataFrame:

@@ -1,14 +1,18 @@
-"""A partition-aware PostgreSQL IO manager in the spirit of Dagster's DbIOManager.
+"""A partition-aware PostgreSQL writer in the spirit of Dagster's DbIOManager.
 
-Each asset's definition metadata names its table and how it is written (``table_metadata`` below):
+Assets compute their rows; this IO manager only writes them, as the asset's declared ``TableWrite``
+(``table_write``) says:
 
 - ``archive``: raw payloads, upserted into ``raw_payloads`` by (endpoint, day);
-- ``replace_partition``: facts; the run's days are deleted and rewritten;
-- ``upsert``: dimensions; rows merge by key, first/last seen dates widen, and attributes change only
-  when the incoming day is not older than the day that wrote them.
+- ``replace_partition``: facts; the run's days are deleted and rewritten from the asset's day batches
+  (``spooled_rows.SpooledDays`` for a range of any length);
+- ``upsert``: dimensions; the run's rows, folded to one per key (``dimension_merge.FoldedDays``), merge
+  into the table: first/last seen dates widen, and attributes change only when the incoming day is not
+  older than the day that wrote them.
 
-Every write is one transaction (rows, rejects and all days of a range), goes through COPY, and holds a
-per-table advisory lock so that concurrent runs queue instead of deadlocking or interleaving.
+Every write is one transaction per output (rows, rejects and all days of a range), goes through COPY,
+and holds a per-table advisory lock so that concurrent runs queue instead of deadlocking or
+interleaving. Each day of a range gets its own figures (``day_metadata``).
 """
 
 from __future__ import annotations
@@ -21,51 +25,20 @@ import dagster as dg
 import pandas as pd
 import psycopg2
 import psycopg2.extensions
-import sqlalchemy as sa
 
-from llama_pipeline import day_metadata, parsed_payloads, quarantine, raw_archive, schema
-from llama_pipeline.dimension_merge import attribute_upsert, fold_days, upsert_sql, with_kept_columns
-from llama_pipeline.gc_pause import paused_gc
+from llama_pipeline import day_metadata, quarantine, raw_archive, schema
+from llama_pipeline.dimension_merge import FoldedDays, attribute_upsert, upsert_sql
 from llama_pipeline.partitions import days_of
 from llama_pipeline.pg_copy import copy_buffer
 from llama_pipeline.raw_archive import FetchedPayloads, RawArchive
-from llama_pipeline.transform.batches import DailyBatch, DailyBatches
+from llama_pipeline.spooled_rows import SpooledDays
+from llama_pipeline.table_write import TableWrite, WriteMode, column_schema
+from llama_pipeline.transform.batches import DailyBatch, DayFigures
 from llama_pipeline.warehouse import Warehouse, WarehouseError
 from llama_pipeline.warehouse_lock import archive_lock_key, partition_lock_key, quote_ident
 
-ARCHIVE, REPLACE_PARTITION, UPSERT = "archive", "replace_partition", "upsert"
 _REJECT_COLUMNS = [schema.rejects.c[name] for name in
                    ("asset", "partition_date", "record_index", "record_key", "reason", "record")]
-
-
-def column_schema(table: sa.Table) -> dg.TableSchema:
-    """The table's columns as Dagster shows them."""
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(
-                name=column.name,
-                type=str(column.type.compile(dialect=sa.dialects.postgresql.dialect())).lower(),
-                description=column.comment,
-                constraints=dg.TableColumnConstraints(
-                    nullable=bool(column.nullable), unique=bool(column.primary_key and len(table.primary_key) == 1)
-                ),
-            )
-            for column in table.columns
-        ]
-    )
-
-
-def table_metadata(table: sa.Table, write: str, partition_expr: str | None = None) -> dict:
-    """Definition metadata telling the IO manager where and how an asset is written."""
-    metadata = {
-        "table": table.name,
-        "write_mode": write,
-        "primary_key": [c.name for c in table.primary_key],
-        "dagster/column_schema": column_schema(table),
-    }
-    if partition_expr:
-        metadata["partition_expr"] = partition_expr
-    return metadata
 
 
 def partition_days(context: dg.InputContext | dg.OutputContext) -> tuple[dt.date, ...]:
@@ -94,34 +67,23 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
 
     warehouse: Warehouse
 
-    # The steps of a run share parsed payloads; nothing is carried from one run to the next in a process
-    # that executes several (tests, the benchmark), and the memory is given back when the run ends.
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        parsed_payloads.clear()
-
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        parsed_payloads.clear()
-
     # -- writing -------------------------------------------------------------------------------------
 
     def handle_output(self, context: dg.OutputContext, obj: object) -> None:
-        meta = context.definition_metadata
-        table = schema.metadata.tables[meta["table"]]
-        mode = meta["write_mode"]
+        declared = TableWrite.declared(context.definition_metadata, context.asset_key.to_user_string())
+        table = declared.table
         started = time.perf_counter()
         failure = None
         try:
-            if mode == ARCHIVE:
+            if declared.mode is WriteMode.ARCHIVE:
                 stats, per_day = self._archive(context, obj)
             else:
-                if isinstance(obj, pd.DataFrame):
-                    day, = partition_days(context)
-                    obj = DailyBatches((day,), lambda _day, frame=obj: DailyBatch(day, frame))
-                if not isinstance(obj, DailyBatches):
-                    raise TypeError(f"{context.asset_key.to_user_string()} returned {type(obj).__name__}; "
-                                    "expected DailyBatches or a DataFrame")
-                with paused_gc():  # building and serializing a day's rows: see gc_pause
-                    stats, per_day = self._write_table(context, table, mode, meta.get("partition_expr"), obj)
+                rows = _run_rows(context, declared, obj)
+                try:
+                    stats, per_day = self._write_table(context, declared, rows)
+                finally:
+                    if isinstance(rows, SpooledDays):
+                        rows.close()
         except psycopg2.Error as error:
             # Raised outside the except block, so the unscrubbed driver error is not kept as context;
             # a scrubbed copy of it (with its traceback) is the cause.
@@ -175,104 +137,144 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         return f"{quote_ident(self.warehouse.schema_name)}.{quote_ident(name)}"
 
     def _write_table(
-        self, context: dg.OutputContext, table: sa.Table, mode: str, partition_expr: str | None,
-        batches: DailyBatches,
+        self, context: dg.OutputContext, declared: TableWrite, rows: list[DailyBatch] | FoldedDays | SpooledDays,
     ) -> tuple[dict, dict[dt.date, dict]]:
         """Write the run's days in one transaction; return the run's figures and each day's own."""
-        days = partition_days(context)
-        if set(batches.days) - set(days):
-            raise ValueError(f"batches for days outside the run's partitions: {sorted(set(batches.days) - set(days))}")
+        table, days = declared.table, partition_days(context)
+        figures_of = [DayFigures.of(batch) for batch in rows] if isinstance(rows, list) else rows.days
+        outside = sorted({f.day for f in figures_of} - set(days))
+        if outside:
+            raise ValueError(f"rows for days outside the run's partitions: {outside}")
         asset = context.asset_key.to_user_string()
         columns = list(table.columns)
+        column_list = ", ".join(quote_ident(c.name) for c in columns)
         per_day: dict[dt.date, dict] = {day: {"dagster/row_count": 0, "rejected": 0} for day in days}
-        folded: pd.DataFrame | None = None  # upserts: the range's rows, one per key
+        run_wide: dict = {"days": len(days)}
         with self.warehouse.connection() as conn, conn.cursor() as cur:
             self._lock(conn, table)
             cur.execute(
                 f"DELETE FROM {self._qualified('rejects')} WHERE asset = %s AND partition_date BETWEEN %s AND %s",
                 (asset, days[0], days[-1]),
             )
-            if mode == REPLACE_PARTITION:
-                column = quote_ident(partition_expr)
-                cur.execute(
-                    f"WITH gone AS (DELETE FROM {self._qualified(table.name)} WHERE {column} BETWEEN %s AND %s "
-                    f"RETURNING {column} AS day) SELECT day, count(*) FROM gone GROUP BY day",
-                    (days[0], days[-1]),
-                )
-                for day, count in cur.fetchall():
-                    per_day[day]["replaced"] = count
-            else:
-                cur.execute(
-                    f"CREATE TEMP TABLE _stage (LIKE {self._qualified(table.name)} INCLUDING DEFAULTS) ON COMMIT DROP"
-                )
-                merge = upsert_sql(self._qualified(table.name), table)
-            column_list = ", ".join(quote_ident(c.name) for c in columns)
-            for batch in batches:
-                frame = batch.rows
-                figures = per_day[batch.day]
-                if mode == REPLACE_PARTITION:
-                    cur.copy_expert(f"COPY {self._qualified(table.name)} ({column_list}) FROM STDIN",
-                                    copy_buffer(frame, columns))
-                    figures["inserted"] = len(frame)
-                    figures.setdefault("replaced", 0)
-                else:
-                    folded = fold_days(folded, with_kept_columns(frame, table), table, seen_only=batch.seen_only)
-                if batch.rejects:
-                    reject_frame = pd.DataFrame(
-                        [(asset, batch.day, r.record_index, r.record_key, r.reason, r.record) for r in batch.rejects],
-                        columns=[c.name for c in _REJECT_COLUMNS],
-                    )
-                    cur.copy_expert(
-                        f"COPY {self._qualified('rejects')} ({', '.join(c.name for c in _REJECT_COLUMNS)}) FROM STDIN",
-                        copy_buffer(reject_frame, _REJECT_COLUMNS),
-                    )
-                figures["dagster/row_count"] = len(frame)
-                figures["rejected"] = len(batch.rejects)
-                figures.update(batch.summary)
-                if len(frame):
-                    figures["preview"] = dg.MetadataValue.md(_markdown_preview(frame))
-            run_wide: dict = {"days": len(days)}
-            if mode == UPSERT:
-                if folded is not None:
+            if declared.mode is WriteMode.REPLACE_PARTITION:
+                self._replace_days(cur, declared, rows, per_day, column_list)  # type: ignore[arg-type]
+            for figures in figures_of:
+                self._day_figures(cur, asset, figures, per_day[figures.day])
+            if declared.mode is WriteMode.UPSERT:
+                folded = rows if isinstance(rows, FoldedDays) else FoldedDays.of(table, rows)
+                written = []
+                if folded.rows is not None:
                     # One merge for the whole range: each key once, as of its newest day, however many days.
-                    cur.copy_expert(f"COPY _stage ({column_list}) FROM STDIN", copy_buffer(folded, columns))
-                    cur.execute(merge)
+                    cur.execute(f"CREATE TEMP TABLE _stage (LIKE {self._qualified(table.name)} INCLUDING DEFAULTS) "
+                                "ON COMMIT DROP")
+                    cur.copy_expert(f"COPY _stage ({column_list}) FROM STDIN", copy_buffer(folded.rows, columns))
+                    cur.execute(upsert_sql(self._qualified(table.name), table))
                     written = cur.fetchall()
-                else:
-                    written = []
                 attribute_upsert(per_day, written)
                 # A dimension, thousands of rows; counting the facts would grow with history.
                 cur.execute(f"SELECT count(*) FROM {self._qualified(table.name)}")
                 run_wide["table_rows"] = cur.fetchone()[0]
                 if len(days) > 1:
-                    run_wide["keys_in_run"] = 0 if folded is None else len(folded)
+                    run_wide["keys_in_run"] = 0 if folded.rows is None else len(folded.rows)
         if len(days) > 1:
-            run_wide["run_rows"] = sum(f["dagster/row_count"] for f in per_day.values())
-            run_wide["run_inserted"] = sum(f.get("inserted", 0) for f in per_day.values())
-            run_wide["run_rejected"] = sum(f["rejected"] for f in per_day.values())
-            sources: dict[str, int] = {}  # days filled from each payload
-            for figures in per_day.values():
-                source = figures.get("source")
-                if source:
-                    sources[source] = sources.get(source, 0) + 1
-            run_wide.update({f"run_days_from_{source}": count for source, count in sorted(sources.items())})
+            run_wide.update(_range_figures(per_day))
         return run_wide, per_day
+
+    def _replace_days(self, cur: psycopg2.extensions.cursor, declared: TableWrite,
+                      batches: list[DailyBatch] | SpooledDays, per_day: dict[dt.date, dict], column_list: str) -> None:
+        if not isinstance(batches, (list, SpooledDays)):
+            raise TypeError(f"{declared.table.name} is replaced day by day: expected SpooledDays or a list of "
+                            "DailyBatch")
+        days = sorted(per_day)
+        partition_expr = declared.partition_expr
+        column = quote_ident(partition_expr)
+        target = self._qualified(declared.table.name)
+        cur.execute(
+            f"WITH gone AS (DELETE FROM {target} WHERE {column} BETWEEN %s AND %s "
+            f"RETURNING {column} AS day) SELECT day, count(*) FROM gone GROUP BY day",
+            (days[0], days[-1]),
+        )
+        for day, count in cur.fetchall():
+            per_day[day]["replaced"] = count
+        if isinstance(batches, SpooledDays):  # the range's rows, serialized day by day by the asset
+            cur.copy_expert(f"COPY {target} ({column_list}) FROM STDIN", batches.rows())
+            counts = [(day.day, day.row_count) for day in batches.days]
+        else:
+            for batch in batches:
+                cur.copy_expert(f"COPY {target} ({column_list}) FROM STDIN",
+                                copy_buffer(batch.rows, list(declared.table.columns)))
+            counts = [(batch.day, len(batch.rows)) for batch in batches]
+        for day, count in counts:
+            per_day[day]["inserted"] = count
+            per_day[day].setdefault("replaced", 0)
+
+    def _day_figures(self, cur: psycopg2.extensions.cursor, asset: str, day: DayFigures, figures: dict) -> None:
+        """A day's rejects (written with its rows) and its own figures."""
+        if day.rejects:
+            reject_frame = pd.DataFrame(
+                [(asset, day.day, r.record_index, r.record_key, r.reason, r.record) for r in day.rejects],
+                columns=[c.name for c in _REJECT_COLUMNS],
+            )
+            cur.copy_expert(
+                f"COPY {self._qualified('rejects')} ({', '.join(c.name for c in _REJECT_COLUMNS)}) FROM STDIN",
+                copy_buffer(reject_frame, _REJECT_COLUMNS),
+            )
+        figures["dagster/row_count"] = day.row_count
+        figures["rejected"] = len(day.rejects)
+        figures.update(day.summary)
+        if day.row_count:
+            figures["preview"] = dg.MetadataValue.md(_markdown_preview(day.head))
 
     # -- reading -------------------------------------------------------------------------------------
 
     def load_input(self, context: dg.InputContext) -> object:
         upstream = context.upstream_output
         meta = upstream.definition_metadata if upstream is not None else {}
+        declared = TableWrite.declared(meta, context.asset_key.to_user_string())
         days = partition_days(context)
-        if meta.get("write_mode") == ARCHIVE:
+        if declared.mode is WriteMode.ARCHIVE:
             return RawArchive(self.warehouse, meta["endpoint"], days)
-        table = schema.metadata.tables[meta["table"]]
+        table, partition_expr = declared.table, declared.partition_expr
         query = f"SELECT * FROM {self._qualified(table.name)}"
         params: Sequence = ()
-        if meta.get("write_mode") == REPLACE_PARTITION:
-            query += f" WHERE {quote_ident(meta['partition_expr'])} BETWEEN %s AND %s"
+        if declared.mode is WriteMode.REPLACE_PARTITION:
+            query += f" WHERE {quote_ident(partition_expr)} BETWEEN %s AND %s"
             params = (days[0], days[-1])
         with self.warehouse.connection() as conn, conn.cursor() as cur:
             cur.execute(query, params)
             names = [d.name for d in cur.description]
             return pd.DataFrame(cur.fetchall(), columns=names)
+
+
+def _run_rows(context: dg.OutputContext, declared: TableWrite,
+              obj: object) -> list[DailyBatch] | FoldedDays | SpooledDays:
+    """The asset's value as day batches (or a dimension's folded days); a bare DataFrame is the rows of
+    a one-day run."""
+    if isinstance(obj, pd.DataFrame):
+        day, = partition_days(context)
+        return [DailyBatch(day, obj)]
+    if isinstance(obj, FoldedDays) and declared.mode is WriteMode.UPSERT and obj.table is declared.table:
+        return obj
+    if isinstance(obj, SpooledDays) and declared.mode is WriteMode.REPLACE_PARTITION and obj.table is declared.table:
+        return obj
+    if isinstance(obj, (list, tuple)) and all(isinstance(batch, DailyBatch) for batch in obj):
+        return sorted(obj, key=lambda batch: batch.day)
+    raise TypeError(f"{context.asset_key.to_user_string()} returned {type(obj).__name__}; expected a list of "
+                    f"DailyBatch, a DataFrame or {'FoldedDays' if declared.mode is WriteMode.UPSERT else 'SpooledDays'} "
+                    f"for {declared.table.name}")
+
+
+def _range_figures(per_day: dict[dt.date, dict]) -> dict:
+    """A range run's totals (on the output: every day's event shows them)."""
+    figures = {
+        "run_rows": sum(f["dagster/row_count"] for f in per_day.values()),
+        "run_inserted": sum(f.get("inserted", 0) for f in per_day.values()),
+        "run_rejected": sum(f["rejected"] for f in per_day.values()),
+    }
+    sources: dict[str, int] = {}  # days filled from each payload
+    for day in per_day.values():
+        source = day.get("source")
+        if source:
+            sources[source] = sources.get(source, 0) + 1
+    figures.update({f"run_days_from_{source}": count for source, count in sorted(sources.items())})
+    return figures

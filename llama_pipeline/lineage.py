@@ -236,7 +236,7 @@ def metadata_for(asset: str) -> dict:
     """Definition metadata an asset adds for lineage: its column lineage, or for a raw asset the column
     schema of the API record it carries (the table storing it is described under ``archive_schema``)."""
     if asset in _RAW_SCHEMAS:
-        from llama_pipeline.io_manager import column_schema
+        from llama_pipeline.table_write import column_schema
 
         return {"dagster/column_schema": _RAW_SCHEMAS[asset], "archive_schema": column_schema(schema.raw_payloads)}
     return {"dagster/column_lineage": column_lineage(asset)}

@@ -27,7 +27,6 @@ from collections.abc import Iterable, Sequence
 import psycopg2.extensions
 
 from llama_pipeline import chain_aliases, coerce
-from llama_pipeline.gc_pause import paused_gc
 from llama_pipeline.payloads import decode_records, decompress
 from llama_pipeline.warehouse_lock import quote_ident
 
@@ -102,8 +101,7 @@ class Warehouse:
             return None
         compression, body = rows[0]
         # Decoded on its own, not taken from the run's parse: the check must not trust the parser it checks.
-        with paused_gc():
-            return decode_records(endpoint, decompress(bytes(body), compression), endpoint)  # type: ignore[arg-type]
+        return decode_records(endpoint, decompress(bytes(body), compression), endpoint)  # type: ignore[arg-type]
 
     def rejected_indexes(self, asset: str, day: dt.date) -> set[int]:
         return {r[0] for r in self.rows(

@@ -116,9 +116,9 @@ def small_day() -> tuple[dict, list]:
 def all_assets() -> list[dg.AssetsDefinition]:
     from llama_pipeline.defs.ingestion.assets import raw_pools, raw_protocols
     from llama_pipeline.defs.ingestion.charts import raw_pool_charts
-    from llama_pipeline.defs.warehouse.assets import chains, pool_snapshots, pools, projects
+    from llama_pipeline.defs.warehouse.assets import warehouse_tables
 
-    return [raw_pools, raw_protocols, raw_pool_charts, chains, projects, pools, pool_snapshots]
+    return [raw_pools, raw_protocols, raw_pool_charts, warehouse_tables]
 
 
 def dataset_assets() -> list[dg.AssetsDefinition]:
@@ -126,15 +126,23 @@ def dataset_assets() -> list[dg.AssetsDefinition]:
     from llama_pipeline.defs.chain_tvl.assets import chain_metadata, chain_tvl_daily, raw_chain_list
     from llama_pipeline.defs.lend_borrow.assets import lend_borrow_snapshots, raw_lend_borrow
     from llama_pipeline.defs.lend_borrow.history import lend_borrow_history
-    from llama_pipeline.defs.project_renames.assets import project_renames
     from llama_pipeline.defs.protocol_tvl.assets import protocol_tvl_daily
 
     return [raw_lend_borrow, lend_borrow_snapshots, raw_chain_list, chain_metadata, chain_tvl_daily,
-            protocol_tvl_daily, project_renames, lend_borrow_history]
+            protocol_tvl_daily, lend_borrow_history]
+
+
+def asset_keys(items) -> list[dg.AssetKey]:
+    """The keys of assets (a multi-asset's every key) and of keys given as such, for a selection."""
+    keys: list[dg.AssetKey] = []
+    for item in items:
+        keys.extend([item] if isinstance(item, dg.AssetKey) else item.keys)
+    return keys
 
 
 def warehouse_assets() -> list[dg.AssetsDefinition]:
-    """The assets built from stored payloads (no network): the dimensions and pool_snapshots."""
+    """The assets built from stored payloads (no network): the dimensions, project_renames and
+    pool_snapshots (one multi-asset)."""
     return all_assets()[3:]
 
 
@@ -161,7 +169,7 @@ def materialize(assets, resources: dict, partition: str | dt.date | None = None,
         partition = utc_today()
     return dg.materialize(
         [*all_assets(), *dataset_assets()],
-        selection=[asset.key for asset in assets],
+        selection=asset_keys(assets),
         resources=resources,
         partition_key=partition.isoformat() if isinstance(partition, dt.date) else partition,
         tags=tags,

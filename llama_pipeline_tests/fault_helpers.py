@@ -128,7 +128,7 @@ def _main() -> int:
     from llama_pipeline.http_client import DefiLlamaClient
     from llama_pipeline.io_manager import WarehouseIOManager
     from llama_pipeline.warehouse import Warehouse
-    from llama_pipeline_tests.conftest import all_assets
+    from llama_pipeline_tests.conftest import all_assets, asset_keys
 
     spec = json.loads(os.environ["LLAMA_FAULT_RUN"])
     warehouse = Warehouse(database_url=spec["database_url"], schema_name=spec["schema"])
@@ -141,12 +141,12 @@ def _main() -> int:
     }
     assets = all_assets()
     chosen = {"all": assets, "warehouse": assets[3:], "raw": assets[:2],
-              "charts": [a for a in assets if a.key.path == ["raw_pool_charts"]]}[spec["select"]]
+              "charts": [a for a in assets if a.keys == {dg.AssetKey("raw_pool_charts")}]}[spec["select"]]
     tags, partition_key = {}, spec.get("partition")
     if "range" in spec:
         tags = {"dagster/asset_partition_range_start": spec["range"][0],
                 "dagster/asset_partition_range_end": spec["range"][1]}
-    result = dg.materialize(assets, selection=[a.key for a in chosen], resources=resources,
+    result = dg.materialize(assets, selection=asset_keys(chosen), resources=resources,
                             partition_key=partition_key, tags=tags, raise_on_error=False,
                             run_config=spec.get("run_config") or {})
     failures = [e.message for e in result.all_events if e.event_type_value == "STEP_FAILURE"]

@@ -35,7 +35,8 @@ def test_definitions_load_with_all_assets(defs):
     assert parents["chains"] == {"raw_pools", "raw_protocols", "raw_pool_charts"}
     assert parents["raw_pool_charts"] == {"raw_pools"}
     # the datasets sit beside the yields, on the shared dimensions
-    assert parents["lend_borrow_snapshots"] == {"raw_lend_borrow", "raw_pools", "pools"}
+    # the pools' tokens are read from pools (written first), not by decoding /pools again
+    assert parents["lend_borrow_snapshots"] == {"raw_lend_borrow", "pools"}
     assert parents["chain_metadata"] == {"raw_chain_list", "chains"}
     assert parents["chain_tvl_daily"] == {"chain_metadata"}
     assert parents["protocol_tvl_daily"] == {"projects", "pool_snapshots"}

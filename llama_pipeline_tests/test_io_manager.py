@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 
 from llama_pipeline import schema
-from llama_pipeline.io_manager import REPLACE_PARTITION, UPSERT, WarehouseIOManager, table_metadata
+from llama_pipeline.io_manager import WarehouseIOManager
+from llama_pipeline.table_write import REPLACE_PARTITION, UPSERT, table_metadata
 from llama_pipeline.partitions import DAILY
 from llama_pipeline_tests.testing import synthetic
-from llama_pipeline.transform.batches import DailyBatch, DailyBatches
+from llama_pipeline.transform.batches import DailyBatch
 from llama_pipeline.transform.protocols import CHAIN_COLUMNS
 from llama_pipeline_tests.conftest import archive_payloads, materialize, warehouse_assets
 from llama_pipeline_tests.defs.test_pipeline import snapshot_of
@@ -38,12 +39,10 @@ def test_failure_mid_range_rolls_back_every_day(resources, warehouse, query):
         rows = pd.DataFrame(query("SELECT * FROM pool_snapshots WHERE snapshot_date = %s", (days[0],)),
                             columns=[c.name for c in schema.pool_snapshots.columns])
 
-        def build(day: dt.date) -> DailyBatch:
-            if day == days[-1]:
-                raise RuntimeError("the payload of the last day is broken")
-            return DailyBatch(day, rows.assign(snapshot_date=day, apy=-1.0))
-
-        return dg.MaterializeResult(value=DailyBatches(tuple(days), build))
+        batches = [DailyBatch(day, rows.assign(snapshot_date=day, apy=-1.0)) for day in days]
+        # The last day's rows break a constraint after the first two days are deleted and rewritten.
+        batches[-1] = DailyBatch(days[-1], rows.assign(snapshot_date=days[-1], pool_id=None))
+        return dg.MaterializeResult(value=batches)
 
     result = dg.materialize(
         [failing_snapshots], resources=resources, raise_on_error=False,

@@ -17,7 +17,7 @@ from llama_pipeline.http_client import DefiLlamaClient
 from llama_pipeline.io_manager import WarehouseIOManager
 from llama_pipeline.partitions import utc_today
 from llama_pipeline.warehouse import Warehouse
-from llama_pipeline_tests.conftest import all_assets
+from llama_pipeline_tests.conftest import all_assets, asset_keys
 from llama_pipeline_tests.defs.test_checks import all_checks
 from llama_pipeline_tests.defs.test_pipeline import serve
 
@@ -68,7 +68,7 @@ def test_password_never_appears_in_events_output_or_metadata(secret_role, wareho
     serve(http, *small_day)
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize([*all_assets(), *all_checks()], resources=_resources(url, warehouse.schema_name, http),
-                            selection=[a.key for a in all_assets()], instance=instance,
+                            selection=asset_keys(all_assets()), instance=instance,
                             partition_key=utc_today().isoformat(), raise_on_error=False)
     assert result.success
     with psycopg2.connect(url) as conn, conn.cursor() as cur:  # the role really did the writing
@@ -90,7 +90,7 @@ def test_a_failing_connection_does_not_reveal_the_password(warehouse, http, smal
     url = f"postgresql://someone:{password}@127.0.0.1:1/nowhere"
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(all_assets(), resources=_resources(url, warehouse.schema_name, http),
-                            selection=[a.key for a in all_assets()[:2]], instance=instance,
+                            selection=asset_keys(all_assets()[:2]), instance=instance,
                             partition_key="2026-11-01", raise_on_error=False)
     assert not result.success
     recorded = _everything_recorded(instance, result)
@@ -135,7 +135,7 @@ def test_a_broken_migration_keeps_its_traceback_without_the_password(secret_role
         cur.execute(f'CREATE TABLE "{schema}".raw_payloads (stray integer)')
     serve(http, *small_day)
     instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize(all_assets(), resources=_resources(url, schema, http), selection=[a.key for a in all_assets()[:1]],
+    result = dg.materialize(all_assets(), resources=_resources(url, schema, http), selection=asset_keys(all_assets()[:1]),
                             instance=instance, partition_key=utc_today().isoformat(), raise_on_error=False)
     assert not result.success
     errors = "\n".join(_error_texts(instance, result))

@@ -1,8 +1,7 @@
 """Every place the benchmark reaches into the pipeline's internals, kept in this one module.
 
-Issue 13 removes what these lean on (``parsed_payloads``, ``gc_pause``, ``transform/batches.py``'s
-``DailyBatches`` and the ``transform`` parsers): when that lands, this module is the one to adapt and
-the scenarios stay as they are. What each function promises the scenarios:
+When the pipeline's internals change, this module is the one to adapt and the scenarios stay as they
+are. What each function promises the scenarios:
 
 - ``materialize``: one ``dg.materialize`` of a day or a range that starts with nothing cached from an
   earlier repetition;
@@ -18,15 +17,14 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import dagster as dg
 
-from llama_pipeline import parsed_payloads
-from llama_pipeline.gc_pause import paused_gc
+from llama_pipeline import io_manager as io_manager_module
+from llama_pipeline import warehouse_days
 from llama_pipeline.partitions import utc_today
 from llama_pipeline.payloads import decode_records
-from llama_pipeline.transform import batches as batches_module
 from llama_pipeline.transform.pools import chains_and_projects, parse_pools
 from llama_pipeline.transform.protocols import chain_rows, parse_protocols, protocol_chain_spellings
 
@@ -34,13 +32,13 @@ from llama_pipeline.transform.protocols import chain_rows, parse_protocols, prot
 # The datasets beside the yields have their own scenarios (benchmarks/datasets.py); these figures stay
 # those of the yields' graph, comparable with the earlier sessions'.
 DATASET_GROUPS = frozenset({"lend_borrow", "chain_tvl", "protocol_tvl"})
-DATASET_ASSETS = frozenset({"project_renames"})
+# project_renames is computed in the warehouse tables' step (it sits between projects and pools).
+DATASET_ASSETS: frozenset[str] = frozenset()
 
 # How the report describes what DayTimer measures (the floor's note, the backfill's title).
-WRITE_SECONDS_NOTE = ("(write_seconds is the IO manager's figure; it includes building the lazy DailyBatches, i.e. "
-                      "loading and parsing the payload; 'COPY/upsert' is write_seconds without that build, timed in "
-                      "this process)")
-PER_DAY_TIMING = "per-day: DailyBatches iteration timed in-process"
+WRITE_SECONDS_NOTE = ("(write_seconds is the IO manager's figure: it writes rows the warehouse step computed; "
+                      "'COPY/upsert' is its table write timed in this process)")
+PER_DAY_TIMING = "per-day: decode + builds timed in-process, plus an equal share of the range's writes"
 
 
 def pipeline_assets(with_datasets: bool = False) -> list[dg.AssetsDefinition]:
@@ -59,9 +57,6 @@ def pipeline_assets(with_datasets: bool = False) -> list[dg.AssetsDefinition]:
 def materialize(assets: list, resources: dict, day: dt.date | None = None,
                 day_range: tuple[dt.date, dt.date] | None = None,
                 selection: tuple[str, ...] | None = None, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
-    # Every run starts with nothing parsed, as a run in its own process does: parses are shared by the
-    # steps of one run, never carried over from an earlier repetition.
-    parsed_payloads.clear()
     tags = {}
     partition = None
     if day_range:
@@ -75,7 +70,7 @@ def materialize(assets: list, resources: dict, day: dt.date | None = None,
 
 def parse_day(pools_body: bytes, protocols_body: bytes, day: dt.date) -> dict:
     """The four tables' rows (frames by table name) of one day's payloads, parsed once."""
-    with paused_gc():  # as the pipeline does (gc_pause): the contenders get the same parse at its fastest
+    if True:
         pool_records = decode_records("pools", pools_body, "pools")
         protocol_records = decode_records("protocols", protocols_body, "protocols")
         pools = parse_pools(pool_records, day)
@@ -95,58 +90,75 @@ def step_figures(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, float
     for event in result.all_events:
         if event.event_type_value == "STEP_SUCCESS":
             figures.setdefault(event.step_key, {})["step"] = event.event_specific_data.duration_ms / 1000
-    for name in figures:
+    for name in list(figures):
         try:
             materializations = result.asset_materializations_for_node(name)
         except Exception:  # noqa: BLE001 - a node without materializations
             materializations = []
-        for materialization in materializations[:1]:
+        # A multi-asset step (warehouse_tables) writes several tables: each table's first event has its write.
+        for materialization in materializations:
             value = materialization.metadata.get("write_seconds")
             if value is not None:
-                figures[name]["write"] = float(value.value)
+                figures.setdefault(materialization.asset_key.to_user_string(), {}).setdefault("write", float(value.value))
     return figures
 
 
 class DayTimer:
-    """Wrap ``DailyBatches.__iter__`` (in this process only) to time each day's build and write.
+    """Time each day's compute and each table's write (in this process only).
 
-    Assets return ``DailyBatches`` whose batches are built lazily *inside* the IO manager's
-    ``handle_output``, so its ``write_seconds`` includes parsing. Here the time spent producing a batch
-    (``build``: loading the payload, decoding, parsing) is told apart from the time until the IO manager
-    asks for the next one (``write``: COPY text, COPY, upsert, rejects). The asset is named by the build
-    closure (``chains.<locals>.build``). The asset's setup before the first batch (lock, DELETE, temp table)
-    and its final count and commit fall outside both.
+    The warehouse step decodes a day's payloads once (``warehouse_days.decode_day``) and builds each
+    table's rows for it (``warehouse_days.chains`` ...); the IO manager then writes each table's range in
+    one transaction (``WarehouseIOManager._write_table``). ``build`` is the time in the builders per table
+    (decode counted under ``decode``), ``write`` the table's write; a day's figure is its decode and
+    builds plus an equal share of the range's writes (one merge per dimension cannot be split by day).
     """
+
+    _BUILDERS = ("chains", "projects", "pools", "pool_snapshots")
 
     def __init__(self) -> None:
         self.per_day: dict[dt.date, float] = {}
         self.per_asset: dict[str, dict[str, float]] = {}
-        self._original = batches_module.DailyBatches.__iter__
+        self._originals: dict[str, Callable] = {}
+        self._writes: list[tuple[tuple[dt.date, ...], float]] = []
+
+    def _time(self, name: str, original: Callable, day_of: Callable) -> Callable:
+        timer = self
+
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            value = original(*args, **kwargs)
+            seconds = time.perf_counter() - started
+            timer.per_asset.setdefault(name, {"build": 0.0, "write": 0.0})["build"] += seconds
+            day = day_of(args, kwargs)
+            timer.per_day[day] = timer.per_day.get(day, 0.0) + seconds
+            return value
+
+        return timed
 
     def __enter__(self) -> DayTimer:
         timer = self
-        original = self._original
+        self._originals = {name: getattr(warehouse_days, name) for name in ("decode_day", *self._BUILDERS)}
+        warehouse_days.decode_day = self._time("decode", self._originals["decode_day"], lambda a, k: a[1])
+        for name in self._BUILDERS:
+            setattr(warehouse_days, name, self._time(name, self._originals[name], lambda a, k: a[1].day))
+        self._write = original_write = io_manager_module.WarehouseIOManager._write_table
 
-        def timed_iter(batches_self) -> Iterator:
-            asset = getattr(batches_self.build, "__qualname__", "?").split(".")[0]
-            figures = timer.per_asset.setdefault(asset, {"build": 0.0, "write": 0.0})
-            iterator = original(batches_self)
-            while True:
-                started = time.perf_counter()
-                try:
-                    batch = next(iterator)
-                except StopIteration:
-                    return
-                built = time.perf_counter()
-                yield batch
-                # control comes back here when the IO manager asks for the next batch
-                done = time.perf_counter()
-                figures["build"] += built - started
-                figures["write"] += done - built
-                timer.per_day[batch.day] = timer.per_day.get(batch.day, 0.0) + done - started
+        def timed_write(manager, context, declared, rows):
+            started = time.perf_counter()
+            value = original_write(manager, context, declared, rows)
+            seconds = time.perf_counter() - started
+            name = context.asset_key.to_user_string()
+            timer.per_asset.setdefault(name, {"build": 0.0, "write": 0.0})["write"] += seconds
+            timer._writes.append((io_manager_module.partition_days(context), seconds))
+            return value
 
-        batches_module.DailyBatches.__iter__ = timed_iter
+        io_manager_module.WarehouseIOManager._write_table = timed_write
         return self
 
     def __exit__(self, *exc: object) -> None:
-        batches_module.DailyBatches.__iter__ = self._original
+        for name, original in self._originals.items():
+            setattr(warehouse_days, name, original)
+        io_manager_module.WarehouseIOManager._write_table = self._write
+        for days, seconds in self._writes:
+            for day in days:
+                self.per_day[day] = self.per_day.get(day, 0.0) + seconds / len(days)

@@ -3,9 +3,7 @@
 Dagster's default executor starts a Python process per step; here that costs ~2-3 s of imports for
 each of a day's twelve steps, which is most of a run launched from the UI or the schedule (minutes
 for seconds of work). The graph is a chain on a 2-core machine, so step processes bought no
-parallelism. Steps in one process also share each day's parsed payload (``parsed_payloads``): the
-four warehouse assets parse /pools once instead of four times. Step retries (RetryPolicy) work the
-same under the in-process executor.
+parallelism. Step retries (RetryPolicy) work the same under the in-process executor.
 """
 
 import dagster as dg

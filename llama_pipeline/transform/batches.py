@@ -1,8 +1,6 @@
-"""What assets hand to the IO manager: one batch of rows per day, built lazily.
+"""What assets hand to the IO manager: the rows each day of a run contributes to a table.
 
-A range run (a backfill of many days) would not fit in memory as one DataFrame, so assets return a
-``DailyBatches`` whose batches the IO manager builds and writes one day at a time inside a single
-transaction.
+Assets compute these values in their own body; the IO manager only writes them.
 """
 
 from __future__ import annotations
@@ -10,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Callable, Iterator
 
 import pandas as pd
 
@@ -36,19 +33,23 @@ class DailyBatch:
     day: dt.date
     rows: pd.DataFrame
     rejects: list[Reject] = dataclasses.field(default_factory=list)
-    summary: dict[str, float | int] = dataclasses.field(default_factory=dict)
+    summary: dict[str, float | int | str] = dataclasses.field(default_factory=dict)
     # Rows carried from the table itself (a day known only from history, or without its /protocols):
     # they say the keys were seen that day, not what their attributes were.
     seen_only: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
-class DailyBatches:
-    """The batches of a run's days, in ascending order, each built only when the writer asks for it."""
+class DayFigures:
+    """What a day contributed to a table besides its rows: how many, the first few (the preview), the
+    records set aside and its summary figures."""
 
-    days: tuple[dt.date, ...]
-    build: Callable[[dt.date], DailyBatch]
+    day: dt.date
+    row_count: int
+    head: pd.DataFrame
+    rejects: list[Reject]
+    summary: dict[str, float | int | str]
 
-    def __iter__(self) -> Iterator[DailyBatch]:
-        for day in sorted(self.days):
-            yield self.build(day)
+    @classmethod
+    def of(cls, batch: DailyBatch, preview_rows: int = 5) -> DayFigures:
+        return cls(batch.day, len(batch.rows), batch.rows.head(preview_rows), batch.rejects, batch.summary)

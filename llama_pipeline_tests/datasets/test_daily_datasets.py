@@ -73,8 +73,8 @@ def test_chain_ids_survive_a_later_write_of_chains_from_pools(resources, http, q
     assert materialize(DAILY, resources).success
     before = query("SELECT name, gecko_id, token_symbol, cmc_id, chain_id FROM chains ORDER BY name")
     assert any(row[1] for row in before)
-    from llama_pipeline.defs.warehouse.assets import chains
-    assert materialize([chains], resources).success  # /pools and /protocols carry no ids
+    from llama_pipeline.defs.warehouse.assets import CHAINS
+    assert materialize([CHAINS], resources).success  # /pools and /protocols carry no ids
     assert query("SELECT name, gecko_id, token_symbol, cmc_id, chain_id FROM chains ORDER BY name") == before
 
 

@@ -17,7 +17,7 @@ from llama_pipeline.defs.analytics import assets as analytics
 from llama_pipeline_tests.testing import synthetic
 from llama_pipeline.transform.pools import parse_pools
 from llama_pipeline.transform.protocols import parse_protocols
-from llama_pipeline_tests.conftest import all_assets, archive_payloads, warehouse_assets
+from llama_pipeline_tests.conftest import all_assets, asset_keys, archive_payloads, warehouse_assets
 
 ANALYTICS = [analytics.pool_latest, analytics.pool_apy_rolling, analytics.chain_daily_stats,
              analytics.project_daily_stats, analytics.pool_apy_stats]
@@ -26,7 +26,7 @@ DAYS = (dt.date(2026, 10, 1), dt.date(2026, 10, 2), dt.date(2026, 10, 9))
 
 
 def run(assets, resources, day: dt.date) -> dg.ExecuteInProcessResult:
-    return dg.materialize([*all_assets(), *ANALYTICS], selection=[a.key for a in assets], resources=resources,
+    return dg.materialize([*all_assets(), *ANALYTICS], selection=asset_keys(assets), resources=resources,
                           partition_key=day.isoformat())
 
 
@@ -432,7 +432,7 @@ def test_a_pool_a_reloaded_day_no_longer_has_falls_back_to_its_previous_snapshot
 
 def test_a_range_reloading_a_day_that_lost_a_pool_takes_its_newest_remaining_snapshot(resources, warehouse, query):
     dropped = _two_days_then_the_second_without_a_pool(resources, warehouse, query)
-    result = dg.materialize([*all_assets(), *ANALYTICS], selection=[a.key for a in [*warehouse_assets(), *ANALYTICS]],
+    result = dg.materialize([*all_assets(), *ANALYTICS], selection=asset_keys([*warehouse_assets(), *ANALYTICS]),
                             resources=resources, tags={"dagster/asset_partition_range_start": DAYS[0].isoformat(),
                                                        "dagster/asset_partition_range_end": DAYS[1].isoformat()})
     assert result.success

@@ -12,7 +12,7 @@ from llama_pipeline.defs.ingestion import checks as ingestion_checks
 from llama_pipeline.defs.warehouse import checks as warehouse_checks
 from llama_pipeline.partitions import DAILY, utc_today
 from llama_pipeline_tests.testing import synthetic
-from llama_pipeline_tests.conftest import all_assets, archive_payloads, warehouse_assets
+from llama_pipeline_tests.conftest import all_assets, asset_keys, archive_payloads, warehouse_assets
 from llama_pipeline_tests.defs.test_pipeline import serve, snapshot_of
 
 BLOCKING = {
@@ -38,7 +38,7 @@ def run(assets, resources, partition=None, *, partition_range=None, run_config=N
         only_checks: bool = False) -> dg.ExecuteInProcessResult:
     """Materialize ``assets`` with every check of theirs, or only run their daily checks (the way the
     ``daily_checks`` job re-judges stored days)."""
-    keys = [a.key for a in assets]
+    keys = asset_keys(assets)
     tags = {}
     if partition_range:
         tags = {"dagster/asset_partition_range_start": partition_range[0].isoformat(),

@@ -13,7 +13,7 @@ from dagster._core.event_api import PartitionKeyFilter
 
 from llama_pipeline.defs.analytics import assets as analytics
 from llama_pipeline.transform.pools import parse_pools
-from llama_pipeline_tests.conftest import all_assets, archive_payloads
+from llama_pipeline_tests.conftest import all_assets, asset_keys, archive_payloads
 from llama_pipeline_tests.defs.test_checks import all_checks
 from llama_pipeline_tests.testing import synthetic
 
@@ -54,7 +54,7 @@ def test_each_day_of_a_range_run_carries_its_own_figures_and_checks(resources, q
     assets = [*all_assets(), analytics.pool_latest, analytics.chain_daily_stats, analytics.pool_apy_rolling]
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize([*assets, *all_checks()], resources=resources, instance=instance,
-                                selection=dg.AssetSelection.assets(*[a.key for a in assets]),
+                                selection=dg.AssetSelection.assets(*asset_keys(assets)),
                                 tags=_range_tags(DAYS[0], DAYS[-1]))
         assert result.success
         # One run: the backfill stays fast.
@@ -118,7 +118,7 @@ def test_a_range_whose_last_day_collapsed_fails_that_day_only(resources, warehou
                      protocols)
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize([*all_assets(), *all_checks()], resources=resources, instance=instance,
-                                selection=dg.AssetSelection.assets(*[a.key for a in all_assets()]),
+                                selection=dg.AssetSelection.assets(*asset_keys(all_assets())),
                                 tags=_range_tags(DAYS[0], collapsed), raise_on_error=False)
         assert not result.success
         for day in DAYS:
@@ -149,9 +149,10 @@ def test_a_day_with_nothing_to_load_is_not_a_materialized_day(resources, warehou
             records = instance.fetch_materializations(dg.AssetKey(asset), limit=10).records
             assert not records, f"{asset} reported a materialization for a range with an empty day"
         failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-        assert failure.step_key == "chains"  # the first table of the day fails, before writing anything
+        # the one step of the four tables fails, before writing anything
+        assert failure.step_key == "warehouse_tables"
         message = failure.step_failure_data.user_failure_data.description
-        assert message.startswith("chains (nothing to load) failed for 1 of 3 day(s):")
+        assert message.startswith("chains, pool_snapshots, pools, projects (nothing to load) failed for 1 of 3 day(s):")
         assert f"\n{empty.isoformat()}: neither a stored /pools payload nor stored chart history" in message
     for table in warehouse_keys:
         assert query(f"SELECT count(*) FROM {table}") == [(0,)]

@@ -8,14 +8,15 @@ import pandas as pd
 from pydantic import Field
 
 from llama_pipeline import history_selection, lineage, schema
+from llama_pipeline.dimension_merge import FoldedDays
 from llama_pipeline.dataset_assets import SeriesBackfillConfig, common, run_series, should_fetch, stored_records
 from llama_pipeline.defs.ingestion.assets import FETCH_RETRY_POLICY, collect_payloads
 from llama_pipeline.http_client import DefiLlamaClient
-from llama_pipeline.io_manager import ARCHIVE, UPSERT, column_schema, table_metadata
+from llama_pipeline.table_write import ARCHIVE, UPSERT, column_schema, table_metadata
 from llama_pipeline.raw_archive import RawArchive
 from llama_pipeline.schema_datasets import chain_tvl_daily as tvl_table
 from llama_pipeline.series_history import SeriesKind
-from llama_pipeline.transform.batches import DailyBatch, DailyBatches
+from llama_pipeline.transform.batches import DailyBatch
 from llama_pipeline.transform.chain_tvl import CHAIN_LIST_COLUMNS, parse_chain_list, parse_chain_tvl
 from llama_pipeline.warehouse import Warehouse
 
@@ -42,7 +43,7 @@ def chain_metadata(raw_chain_list: RawArchive) -> dg.MaterializeResult:
     alias map as /pools and /protocols (``Binance`` and ``BSC`` are one row); chains that no pool is on
     get a row too, so that their TVL history joins. Rows written later from /pools keep these ids."""
 
-    def build(day: dt.date) -> DailyBatch:
+    def day_rows(day: dt.date) -> DailyBatch:
         records = stored_records(raw_chain_list, day)
         if records is None:
             return DailyBatch(day, pd.DataFrame(columns=CHAIN_LIST_COLUMNS), summary={"chain_list_payload": "missing"})
@@ -50,7 +51,8 @@ def chain_metadata(raw_chain_list: RawArchive) -> dg.MaterializeResult:
         return DailyBatch(day, parsed.rows, parsed.rejects,
                           summary={"chains_listed": len(parsed.rows), "invalid_values": parsed.invalid_values})
 
-    return dg.MaterializeResult(value=DailyBatches(raw_chain_list.days, build))
+    # Folded day by day: the range holds one row per chain, however many days it spans.
+    return dg.MaterializeResult(value=FoldedDays.of(schema.chains, [day_rows(day) for day in raw_chain_list.days]))
 
 
 class ChainTvlConfig(SeriesBackfillConfig):

@@ -7,10 +7,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
 
-from llama_pipeline import clock, lineage, parsed_payloads, quality, quarantine, raw_archive, schema
-from llama_pipeline.gc_pause import paused_gc
+from llama_pipeline import clock, lineage, quality, quarantine, raw_archive, schema
 from llama_pipeline.http_client import DefiLlamaClient, FetchError
-from llama_pipeline.io_manager import ARCHIVE, table_metadata
+from llama_pipeline.table_write import ARCHIVE, table_metadata
 from llama_pipeline.partitions import DAILY, days_of
 from llama_pipeline.payloads import Endpoint, PayloadError, RawPayload, compress, decode_records
 from llama_pipeline.raw_archive import FetchedPayloads
@@ -52,8 +51,7 @@ def _validate(warehouse: Warehouse, endpoint: Endpoint, day: dt.date, payload: R
         raise Refused(f"/{endpoint} answered at {payload.fetched_at.isoformat()}, after {day.isoformat()} ended: "
                       "it describes the next day")
     try:
-        with paused_gc():
-            records = decode_records(endpoint, payload.body, payload.url)
+        records = decode_records(endpoint, payload.body, payload.url)
     except PayloadError as error:
         raise Refused(str(error)) from error
     except Exception as error:  # a parser fault must not lose the capture either
@@ -89,7 +87,7 @@ def _capture_today(context: dg.AssetExecutionContext, endpoint: Endpoint, url: s
                    warehouse: Warehouse, today: dt.date, stored: dict[dt.date, dt.datetime]) -> tuple[RawPayload, int, int]:
     """Fetch today's payload, hold it in the quarantine before anything parses it, and validate it.
 
-    Returns the payload (with its records parsed and remembered for the run's later steps), its
+    Returns the payload (with its record count), its
     quarantine id (which the IO manager releases when it stores the payload) and the HTTP attempts."""
     try:
         response = client.fetch(url)
@@ -109,8 +107,6 @@ def _capture_today(context: dg.AssetExecutionContext, endpoint: Endpoint, url: s
             allow_retries=False,  # the same response would be refused again; the capture sensor tries later
         ) from refusal
     payload = dataclasses.replace(payload, record_count=len(records))
-    # Runs execute in one process: the warehouse assets downstream reuse this parse of today's body.
-    parsed_payloads.remember(endpoint, today, payload.sha256, records)
     context.log.info(f"fetched /{endpoint}: {len(records):,} records, {len(payload.body):,} bytes, "
                      f"at {payload.fetched_at.isoformat()}")
     return payload, held, response.attempts

@@ -7,7 +7,7 @@ from pydantic import Field
 
 from llama_pipeline import chart_fetch, chart_pools, chart_store, raw_archive, schema
 from llama_pipeline.http_client import DefiLlamaClient
-from llama_pipeline.io_manager import column_schema
+from llama_pipeline.table_write import column_schema
 from llama_pipeline.partitions import DAILY, days_of
 from llama_pipeline.warehouse import Warehouse
 from llama_pipeline.warehouse_lock import quote_ident

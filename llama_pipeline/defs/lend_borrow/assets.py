@@ -1,6 +1,6 @@
 """Lending and borrowing: /lendBorrow archived per day like /pools, and its daily rows."""
 
-import datetime as dt
+import uuid
 
 import dagster as dg
 
@@ -8,10 +8,9 @@ from llama_pipeline import lend_borrow_store, lineage, schema
 from llama_pipeline.dataset_assets import common, stored_records
 from llama_pipeline.defs.ingestion.assets import FETCH_RETRY_POLICY, collect_payloads
 from llama_pipeline.http_client import DefiLlamaClient
-from llama_pipeline.io_manager import ARCHIVE, column_schema, table_metadata
-from llama_pipeline.parsed_payloads import pools_day
+from llama_pipeline.table_write import ARCHIVE, column_schema, table_metadata
 from llama_pipeline.partitions import days_of
-from llama_pipeline.raw_archive import MissingPayload, RawArchive
+from llama_pipeline.raw_archive import RawArchive
 from llama_pipeline.schema_datasets import lend_borrow_snapshots as snapshots_table
 from llama_pipeline.transform.lend_borrow import lend_borrow_summary, parse_lend_borrow
 from llama_pipeline.warehouse import Warehouse
@@ -30,14 +29,20 @@ def raw_lend_borrow(
     return collect_payloads(context, "lend_borrow", defillama.lend_borrow_url, defillama, warehouse)
 
 
-def _pool_tokens(raw_pools: RawArchive, warehouse: Warehouse, day: dt.date, pool_ids: list[str]) -> dict:
+def _pool_tokens(warehouse: Warehouse, pool_ids: list[str]) -> dict:
+    """The lending pools' tokens as the pools table holds them (written before this asset runs: a
+    dependency), so /pools is not decoded a second time."""
+    with warehouse.connection() as conn:
+        return lend_borrow_store.stored_tokens(conn, warehouse.schema_name, [p for p in pool_ids if _is_uuid(p)])
+
+
+def _is_uuid(text: str) -> bool:
+    """A pool id pools can hold (a malformed one is rejected by the parser with its reason)."""
     try:
-        pools = pools_day(raw_pools, day).parsed.pools
-        return {row.pool_id: (row.reward_tokens, row.underlying_tokens)
-                for row in pools[["pool_id", "reward_tokens", "underlying_tokens"]].itertuples(index=False)}
-    except MissingPayload:  # no /pools that day: the pools' stored tokens
-        with warehouse.connection() as conn:
-            return lend_borrow_store.stored_tokens(conn, warehouse.schema_name, pool_ids)
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 @dg.asset(
@@ -47,7 +52,7 @@ def _pool_tokens(raw_pools: RawArchive, warehouse: Warehouse, day: dt.date, pool
     **common("lend_borrow", {"postgres", "pandas"}),
 )
 def lend_borrow_snapshots(
-    context: dg.AssetExecutionContext, raw_lend_borrow: RawArchive, raw_pools: RawArchive, warehouse: Warehouse
+    context: dg.AssetExecutionContext, raw_lend_borrow: RawArchive, warehouse: Warehouse
 ) -> dg.MaterializeResult:
     """One row per lending pool per day: borrow APY (base, reward), total supplied and borrowed, debt
     ceiling, LTV, borrowable, minted coin, borrow factor, and the pool's tokens where /lendBorrow's
@@ -63,7 +68,7 @@ def lend_borrow_snapshots(
             without.append(day)
             continue
         pool_ids = [r.get("pool") for r in records if isinstance(r, dict) and isinstance(r.get("pool"), str)]
-        parsed = parse_lend_borrow(records, day, _pool_tokens(raw_pools, warehouse, day, pool_ids))
+        parsed = parse_lend_borrow(records, day, _pool_tokens(warehouse, pool_ids))
         written.append((day, parsed))
     if without:
         context.log.warning(f"no /lendBorrow payload is stored for {len(without)} day(s) "

@@ -6,7 +6,7 @@ from pydantic import Field
 from llama_pipeline import history_selection, lineage
 from llama_pipeline.dataset_assets import SeriesBackfillConfig, common, run_series, should_fetch
 from llama_pipeline.http_client import DefiLlamaClient
-from llama_pipeline.io_manager import column_schema
+from llama_pipeline.table_write import column_schema
 from llama_pipeline.schema_datasets import protocol_tvl_daily as tvl_table
 from llama_pipeline.series_history import SeriesKind
 from llama_pipeline.transform.protocol_tvl import parse_protocol

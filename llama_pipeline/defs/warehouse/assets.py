@@ -1,39 +1,66 @@
-"""Dimensions (chains, projects, pools, upserted) and daily facts (pool_snapshots), built from the
-archived payloads one day at a time."""
+"""Dimensions (chains, projects, pools, upserted), project renames and daily facts (pool_snapshots),
+computed in one step from the archived payloads: each day's /pools and /protocols payloads are decoded
+once for all of them (``warehouse_days``), and the IO manager writes what the step returns."""
 
 import datetime as dt
+import inspect
+from collections.abc import Iterator
 
 import dagster as dg
 
-from llama_pipeline import chart_days as history  # the reads that fill a past day from chart points
-from llama_pipeline import lineage, schema
+from llama_pipeline import lineage, schema, warehouse_days
 from llama_pipeline.day_metadata import failed_days_message
-from llama_pipeline.parsed_payloads import pool_names, pools_day, protocol_chain_names, protocols_day
-from llama_pipeline.defs.ingestion.charts import raw_pool_charts
-from llama_pipeline.io_manager import REPLACE_PARTITION, UPSERT, table_metadata
-from llama_pipeline.partitions import DAILY
-from llama_pipeline.raw_archive import MissingPayload, RawArchive
-from llama_pipeline.transform.batches import DailyBatch, DailyBatches
-from llama_pipeline.transform.pools import snapshot_summary
-from llama_pipeline.transform.protocols import chain_rows, with_placeholders
+from llama_pipeline.dimension_merge import FoldedDays
+from llama_pipeline.partitions import DAILY, days_of
+from llama_pipeline.project_renames_store import Move, moved_pools, record_renames
+from llama_pipeline.schema_datasets import project_renames as renames_table
+from llama_pipeline.spooled_rows import SpooledDays
+from llama_pipeline.table_write import REPLACE_PARTITION, UPSERT, column_schema, table_metadata
 from llama_pipeline.warehouse import Warehouse
 from llama_pipeline.warehouse_lock import quote_ident
 
-_COMMON = dict(
-    partitions_def=DAILY,
-    group_name="warehouse",
-    kinds={"postgres", "pandas"},
-    io_manager_key="warehouse_io_manager",
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    owners=["team:data-engineering"],
-)
+CHAINS, PROJECTS, POOLS, POOL_SNAPSHOTS = (dg.AssetKey(name) for name in
+                                           ("chains", "projects", "pools", "pool_snapshots"))
+PROJECT_RENAMES = dg.AssetKey("project_renames")
+RAW_POOLS, RAW_PROTOCOLS, RAW_POOL_CHARTS = (dg.AssetKey(name) for name in
+                                             ("raw_pools", "raw_protocols", "raw_pool_charts"))
+DIMENSIONS = {CHAINS: schema.chains, PROJECTS: schema.projects, POOLS: schema.pools}
 
 
-def _from_history(warehouse: Warehouse, table: str, day: dt.date) -> DailyBatch:
-    """A day with no stored /pools payload: the dimension rows its chart points name."""
-    with warehouse.connection() as conn:
-        rows = history.history_dimension_rows(conn, warehouse.schema_name, table, day)
-    return DailyBatch(day, rows, summary={"source": "chart"}, seen_only=True)
+def _description(build) -> str:
+    return inspect.cleandoc(build.__doc__)
+
+
+def _table_spec(key: dg.AssetKey, build, metadata: dict, deps: list) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key, description=_description(build), deps=deps, metadata={**metadata, **lineage.metadata_for(key.path[-1])},
+        group_name="warehouse", kinds={"postgres", "pandas"}, owners=["team:data-engineering"],
+    ).with_io_manager_key("warehouse_io_manager")
+
+
+def _specs() -> list[dg.AssetSpec]:
+    """The multi-asset's tables (a function: a module-level list of specs would be loaded as assets too)."""
+    return [
+        _table_spec(CHAINS, warehouse_days.chains, table_metadata(schema.chains, UPSERT),
+                    [RAW_POOLS, RAW_PROTOCOLS, RAW_POOL_CHARTS]),
+        _table_spec(PROJECTS, warehouse_days.projects, table_metadata(schema.projects, UPSERT),
+                    [RAW_PROTOCOLS, RAW_POOLS, RAW_POOL_CHARTS]),
+        dg.AssetSpec(
+            PROJECT_RENAMES, deps=[PROJECTS, RAW_POOLS], group_name="warehouse", kinds={"postgres"},
+            owners=["team:data-engineering"],
+            metadata={"table": renames_table.name, "dagster/column_schema": column_schema(renames_table)},
+            description="Slugs DeFiLlama renamed in place: pool ids that arrive under a new project slug while their "
+            "old slug has left /protocols (and no pool names it any more), recorded once as (old_slug, new_slug, "
+            "detected_on). Detected before pools takes the new slug; the views project_current_slug and "
+            "project_daily_series let a project's daily series run on under its current slug.",
+        ),
+        # project_renames compares the day's slugs with the stored ones before pools replaces them
+        _table_spec(POOLS, warehouse_days.pools, table_metadata(schema.pools, UPSERT),
+                    [RAW_POOLS, CHAINS, PROJECTS, RAW_POOL_CHARTS, PROJECT_RENAMES]),
+        _table_spec(POOL_SNAPSHOTS, warehouse_days.pool_snapshots,
+                    table_metadata(schema.pool_snapshots, REPLACE_PARTITION, partition_expr="snapshot_date"),
+                    [RAW_POOLS, POOLS, RAW_POOL_CHARTS]),
+    ]
 
 
 def refuse_days_without_data(warehouse: Warehouse, asset: str, days: tuple[dt.date, ...]) -> None:
@@ -57,97 +84,59 @@ def refuse_days_without_data(warehouse: Warehouse, asset: str, days: tuple[dt.da
               "the graph) to fill it from DeFiLlama's per-pool history.") for day in empty]))
 
 
-@dg.asset(metadata={**table_metadata(schema.chains, UPSERT), **lineage.metadata_for("chains")},
-          deps=[raw_pool_charts], **_COMMON)
-def chains(raw_pools: RawArchive, raw_protocols: RawArchive, warehouse: Warehouse) -> dg.MaterializeResult:
-    """One row per blockchain network under its canonical name, with every spelling that /pools and
-    /protocols used for it (``BSC``/``Binance``, ``Gnosis``/``xDai`` ...) folded together by the alias
-    map."""
+@dg.multi_asset(specs=_specs(), can_subset=True, partitions_def=DAILY, backfill_policy=dg.BackfillPolicy.single_run(),
+                name="warehouse_tables")
+def warehouse_tables(context: dg.AssetExecutionContext, warehouse: Warehouse) -> Iterator:
+    """The selected tables of the run's days, from each day's stored payloads decoded once.
 
-    def build(day: dt.date) -> DailyBatch:
-        try:
-            pool_spellings = pool_names(raw_pools, day).chain_spellings
-        except MissingPayload:
-            return _from_history(warehouse, "chains", day)
-        try:
-            protocol_spellings = protocol_chain_names(raw_protocols, day)
-        except MissingPayload:  # /protocols failed that day while /pools worked: the pools' chains only
-            protocol_spellings = {}
-        return DailyBatch(day, chain_rows(day, pool_spellings, protocol_spellings))
-
-    refuse_days_without_data(warehouse, "chains", raw_pools.days)
-    return dg.MaterializeResult(value=DailyBatches(raw_pools.days, build))
-
-
-@dg.asset(metadata={**table_metadata(schema.projects, UPSERT), **lineage.metadata_for("projects")},
-          deps=[raw_pool_charts], **_COMMON)
-def projects(raw_protocols: RawArchive, raw_pools: RawArchive, warehouse: Warehouse) -> dg.MaterializeResult:
-    """Every DeFiLlama protocol keyed by slug: identifiers, category, chains, audits, parent, descriptive
-    metadata and TVL/market figures, plus a placeholder row for each project a pool names that
-    /protocols lacks, so that every pool joins a project."""
-
-    def build(day: dt.date) -> DailyBatch:
-        try:
-            pool_projects = pool_names(raw_pools, day).projects
-        except MissingPayload:
-            return _from_history(warehouse, "projects", day)
-        try:
-            listed = protocols_day(raw_protocols, day).listed
-        except MissingPayload:
-            # /protocols failed that day while /pools worked, and a past day can never be fetched again:
-            # the pools' projects keep their stored attributes, and the day still loads.
-            with warehouse.connection() as conn:
-                rows = history.carried_projects(conn, warehouse.schema_name, pool_projects, day)
-            return DailyBatch(day, rows, summary={"protocols_payload": "missing"}, seen_only=True)
-        parsed = with_placeholders(listed, pool_projects, day)
-        return DailyBatch(day, parsed.projects, parsed.rejects, {"invalid_values": parsed.invalid_values})
-
-    refuse_days_without_data(warehouse, "projects", raw_pools.days)
-    return dg.MaterializeResult(value=DailyBatches(raw_protocols.days, build))
+    Memory stays that of one day whatever the range: dimensions are folded day by day (one row per key),
+    pool_snapshots' rows are spooled as COPY text (``SpooledDays``), and of each day's pools only those
+    that moved to another slug are kept for the rename detection. Outputs are yielded in dependency
+    order and the IO manager writes each as it is yielded: chains and projects, then the renames
+    (against the stored pools, before they take the day's slugs), then pools and pool_snapshots."""
+    days = days_of(context.partition_time_window)
+    selected = set(context.selected_asset_keys)
+    names = ", ".join(sorted(key.to_user_string() for key in selected))
+    if selected - {PROJECT_RENAMES}:
+        refuse_days_without_data(warehouse, names, days)
+    folded = {key: FoldedDays(table) for key, table in DIMENSIONS.items() if key in selected}
+    snapshots = SpooledDays(schema.pool_snapshots) if POOL_SNAPSHOTS in selected else None
+    moves: list[tuple[dt.date, list[Move]]] = []
+    decoded_payloads = 0
+    for day in days:
+        decoded = warehouse_days.decode_day(warehouse, day, protocols=bool(selected & {CHAINS, PROJECTS}))
+        decoded_payloads += decoded.payloads_decoded
+        for key, build in ((CHAINS, warehouse_days.chains), (PROJECTS, warehouse_days.projects),
+                           (POOLS, warehouse_days.pools)):
+            if key in folded:
+                folded[key].add(build(warehouse, decoded))
+        if snapshots is not None:
+            snapshots.add(warehouse_days.pool_snapshots(warehouse, decoded))
+        if PROJECT_RENAMES in selected and decoded.pools is not None:  # a day filled from history names none
+            pools = decoded.pools.pools
+            with warehouse.connection() as conn:  # against the pools stored before this run writes any
+                moves.append((day, moved_pools(conn, warehouse.schema_name, day, pools["pool_id"],
+                                               pools["project"])))
+        del decoded
+    step = {"payloads_decoded": decoded_payloads}
+    for key in (CHAINS, PROJECTS):
+        if key in folded:
+            yield dg.Output(folded.pop(key), output_name=key.to_python_identifier(), metadata=step)
+    if PROJECT_RENAMES in selected:
+        yield _record_renames(context, warehouse, moves)
+    if POOLS in folded:
+        yield dg.Output(folded.pop(POOLS), output_name="pools", metadata=step)
+    if snapshots is not None:
+        yield dg.Output(snapshots, output_name="pool_snapshots", metadata=step)
 
 
-@dg.asset(metadata={**table_metadata(schema.pools, UPSERT), **lineage.metadata_for("pools")},
-          # project_renames compares the day's slugs with the stored ones before pools replaces them
-          deps=[chains, projects, raw_pool_charts, dg.AssetKey("project_renames")], **_COMMON)
-def pools(raw_pools: RawArchive, warehouse: Warehouse) -> dg.MaterializeResult:
-    """One row per yield pool (by DeFiLlama's stable pool id): chain, project, symbol, pool_meta,
-    exposure, IL risk, stablecoin flag, underlying and reward tokens, and the first and last day seen.
-    Attributes are those of the newest day loaded."""
-
-    def build(day: dt.date) -> DailyBatch:
-        try:
-            parsed = pools_day(raw_pools, day).parsed
-        except MissingPayload:
-            return _from_history(warehouse, "pools", day)
-        return DailyBatch(day, parsed.pools, parsed.rejects)
-
-    refuse_days_without_data(warehouse, "pools", raw_pools.days)
-    return dg.MaterializeResult(value=DailyBatches(raw_pools.days, build))
-
-
-@dg.asset(
-    metadata={**table_metadata(schema.pool_snapshots, REPLACE_PARTITION, partition_expr="snapshot_date"),
-              **lineage.metadata_for("pool_snapshots")},
-    deps=[pools, raw_pool_charts],
-    **_COMMON,
-)
-def pool_snapshots(raw_pools: RawArchive, warehouse: Warehouse) -> dg.MaterializeResult:
-    """One row per pool per day with every daily metric of /pools: TVL, APY and its parts, APY changes,
-    7- and 30-day figures, volumes, mu/sigma/count, outlier flag and DeFiLlama's prediction. A day is
-    replaced as a whole when re-materialized. A past day without a stored /pools payload is filled from
-    the pools' chart history (TVL and APY figures; the columns a chart lacks stay NULL)."""
-
-    def build(day: dt.date) -> DailyBatch:
-        try:
-            parsed = pools_day(raw_pools, day).parsed
-        except MissingPayload:  # refuse_days_without_data made sure the day has chart points
-            with warehouse.connection() as conn:
-                rows = history.chart_snapshots(conn, warehouse.schema_name, day)
-            summary = {**snapshot_summary(rows), "source": "chart",
-                       "columns_not_in_chart": ", ".join(history.NOT_IN_CHART)}
-            return DailyBatch(day, rows, summary=summary)
-        summary = {**snapshot_summary(parsed.snapshots), "source": "pools", "invalid_values": parsed.invalid_values}
-        return DailyBatch(day, parsed.snapshots, parsed.rejects, summary)
-
-    refuse_days_without_data(warehouse, "pool_snapshots", raw_pools.days)
-    return dg.MaterializeResult(value=DailyBatches(raw_pools.days, build))
+def _record_renames(context: dg.AssetExecutionContext, warehouse: Warehouse,
+                    days: list[tuple[dt.date, list[Move]]]) -> dg.MaterializeResult:
+    with warehouse.connection() as conn:
+        recorded = record_renames(conn, warehouse.schema_name, days)
+    for line in recorded.detected:
+        context.log.info(f"project renamed: {line}")
+    return dg.MaterializeResult(asset_key=PROJECT_RENAMES, metadata={
+        "renames_detected": recorded.found, "table_rows": recorded.table_rows,
+        "renames": ", ".join(recorded.detected[:20]) or "none",
+        "dagster/table_name": f"{warehouse.schema_name}.{renames_table.name}"})

@@ -19,15 +19,15 @@ from llama_pipeline.defs.ingestion.checks import yesterday_captured
 from llama_pipeline.partitions import DAILY
 from llama_pipeline.warehouse import Warehouse
 
-from .assets import chains, pool_snapshots, pools, projects
+from .assets import CHAINS as chains, POOL_SNAPSHOTS as pool_snapshots, POOLS as pools, PROJECTS as projects
 
 WARN = dg.AssetCheckSeverity.WARN
 
 
 # -- blocking ------------------------------------------------------------------------------------
 
-def _counts_add_up(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
-    name = asset.key.to_user_string()
+def _counts_add_up(asset: dg.AssetKey) -> dg.AssetChecksDefinition:
+    name = asset.to_user_string()
 
     @dg.asset_check(asset=asset, name="counts_add_up", blocking=True, partitions_def=DAILY,
                     description=f"Blocking: every record of the day's payload is a row of {name} or a reject "
@@ -39,8 +39,8 @@ def _counts_add_up(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
     return check
 
 
-def _keys_unique(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
-    name = asset.key.to_user_string()
+def _keys_unique(asset: dg.AssetKey) -> dg.AssetChecksDefinition:
+    name = asset.to_user_string()
 
     @dg.asset_check(asset=asset, name="keys_unique", blocking=True, partitions_def=DAILY,
                     description=f"Blocking: no duplicate or NULL key among the rows of {name} seen on the day.")
@@ -98,8 +98,8 @@ class RejectsConfig(dg.Config):
         "LLAMA_MAX_REJECT_FRACTION, else 0.01).")
 
 
-def _rejects_within(asset: dg.AssetsDefinition, endpoint: str) -> dg.AssetChecksDefinition:
-    name = asset.key.to_user_string()
+def _rejects_within(asset: dg.AssetKey, endpoint: str) -> dg.AssetChecksDefinition:
+    name = asset.to_user_string()
 
     @dg.asset_check(asset=asset, name="rejects_within_threshold", partitions_def=DAILY,
                     description=f"Warning: more of the day's /{endpoint} records rejected by {name} than the "
