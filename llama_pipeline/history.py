@@ -20,6 +20,7 @@ import psycopg2.extensions
 
 from llama_pipeline import coerce, schema
 from llama_pipeline.chart_fetch import ChartResult
+from llama_pipeline.decode.charts import ParsedChart, parse_chart
 from llama_pipeline.pg_copy import copy_buffer
 from llama_pipeline.transform.batches import Reject
 from llama_pipeline.warehouse_lock import quote_ident
@@ -27,9 +28,6 @@ from llama_pipeline.warehouse_lock import quote_ident
 # A pool DeFiLlama does not know (HTTP 400 "invalid configID!") or no longer serves will not come back:
 # such failures are final, others (timeouts, 5xx after retries) are tried again by the next backfill.
 FINAL_STATUSES = frozenset({400, 404, 410})
-# Columns of pool_snapshots a chart point carries; the rest stay NULL on chart-filled days.
-_CHART_FIELDS = {"tvlUsd": "tvl_usd", "apy": "apy", "apyBase": "apy_base", "apyReward": "apy_reward",
-                 "il7d": "il_7d", "apyBase7d": "apy_base_7d", "pricePerShare": "price_per_share"}
 NOT_IN_CHART = tuple(c for c in schema.SNAPSHOT_METRICS if c not in schema.CHART_METRICS)
 UNKNOWN = schema.UNKNOWN  # chain and project of a pool known only from its history
 CHART_ASSET = "raw_pool_charts"  # the asset under which unreadable chart points are kept in rejects
@@ -44,48 +42,6 @@ class PoolSelection:
     chains: tuple[str, ...] = ()
     min_tvl_usd: float = 0.0
     limit: int | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class ParsedChart:
-    points: list[tuple]  # (day, pool_id, tvl_usd, apy, apy_base, apy_reward, il_7d, apy_base_7d, pps)
-    rejects: list[Reject]  # the points that could not be read, with why
-
-    @property
-    def rejected(self) -> int:
-        return len(self.rejects)
-
-
-def parse_chart(pool_id: str, body: bytes) -> ParsedChart:
-    """The chart's points, one per UTC day (the day's last, as DeFiLlama keeps them); a point that cannot
-    be read is set aside with its reason, and the rest of the chart still loads."""
-    try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"chart of {pool_id} is not JSON: {error}") from None
-    if not isinstance(document, dict) or document.get("status", "success") != "success":
-        raise ValueError(f"chart of {pool_id} is not a successful {{'status', 'data'}} object")
-    data = document.get("data")
-    if not isinstance(data, list):
-        raise ValueError(f"chart of {pool_id} has no list of points")
-    by_day: dict[dt.date, tuple] = {}
-    rejects: list[Reject] = []
-    for index, point in enumerate(data):
-        try:
-            if not isinstance(point, dict):
-                raise coerce.BadField(f"point {index} is not an object")
-            stamp = coerce.required_text("timestamp", point.get("timestamp"))
-            try:
-                moment = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-            except ValueError:
-                raise coerce.BadField(f"timestamp: not an ISO 8601 time {stamp[:40]!r}") from None
-            day = moment.astimezone(dt.timezone.utc).date() if moment.tzinfo else moment.date()
-            values = tuple(coerce.number(field, point.get(field)) for field in _CHART_FIELDS)
-        except (coerce.BadField, ValueError) as error:
-            rejects.append(Reject.of(index, pool_id, f"point {index}: {error}", point))
-            continue
-        by_day[day] = (day, pool_id, *values)  # ascending order: the day's last point wins
-    return ParsedChart([by_day[d] for d in sorted(by_day)], rejects)
 
 
 def selected_pools(conn: psycopg2.extensions.connection, schema_name: str, selection: PoolSelection) -> list[str]:

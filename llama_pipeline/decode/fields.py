@@ -75,10 +75,33 @@ def descriptions(model: type[msgspec.Struct]) -> dict[str, str]:
             for name, hint in typing.get_type_hints(model, include_extras=True).items()}
 
 
+class Read:
+    """Declared with a field, the reader that gives its column value when the plain type's is not enough
+    (``"-"`` -> NULL, an epoch -> a timestamp, a lax ``int | str`` -> the int): applied to every
+    decoded value, and on the lenient path to the raw one."""
+
+    def __init__(self, convert: Callable[[str, object], object]) -> None:
+        self.convert = convert
+
+
+def _read(annotation: object) -> Read | None:
+    if typing.get_origin(annotation) is Annotated:
+        inner, *extras = typing.get_args(annotation)
+        return next((extra for extra in extras if isinstance(extra, Read)), None) or _read(inner)
+    return None
+
+
 def readers(model: type[msgspec.Struct], names: tuple[str, ...]) -> dict[str, Callable[[str, object], object]]:
-    """The lenient reader of each named field, from its declared type."""
+    """The lenient reader of each named field: its declared ``Read``, else the one of its type."""
     hints = typing.get_type_hints(model, include_extras=True)
-    return {name: _READERS[_base(hints[name])] for name in names}
+    return {name: (_read(hints[name]).convert if _read(hints[name]) else _READERS[_base(hints[name])])
+            for name in names}
+
+
+def declared_readers(model: type[msgspec.Struct]) -> dict[str, Callable[[str, object], object]]:
+    """The fields declared with a ``Read`` and their readers."""
+    hints = typing.get_type_hints(model, include_extras=True)
+    return {name: _read(hint).convert for name, hint in hints.items() if _read(hint)}
 
 
 def storable_texts(values: list) -> bool:
