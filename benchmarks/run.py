@@ -54,8 +54,8 @@ from llama_pipeline.raw_archive import store  # noqa: E402
 from llama_pipeline_tests.testing import synthetic  # noqa: E402
 from llama_pipeline_tests.testing.payload_server import PayloadServer  # noqa: E402
 from llama_pipeline.transform import batches as batches_module  # noqa: E402
-from llama_pipeline.transform.pools import chains_and_projects, parse_pools  # noqa: E402
-from llama_pipeline.transform.protocols import chain_rows, parse_protocols, protocol_chain_spellings  # noqa: E402
+from llama_pipeline.decode.pools import parse_pools  # noqa: E402
+from llama_pipeline.decode.protocols import chain_rows, listed_protocols, with_placeholders  # noqa: E402
 from llama_pipeline.warehouse import Warehouse, migrate_to_head  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/llama_bench"
@@ -276,13 +276,11 @@ def fetch_and_parse(server: PayloadServer, day: dt.date, session: requests.Sessi
     times["fetch"] = time.perf_counter() - started
     started = time.perf_counter()
     with paused_gc():  # as the pipeline does (gc_pause): the contenders get the same parse at its fastest
-        pool_records = decode_records("pools", pools_body, "pools")
-        protocol_records = decode_records("protocols", protocols_body, "protocols")
-        pools = parse_pools(pool_records, day)
-        pool_spellings, pool_projects = chains_and_projects(pool_records)
-        protocols = parse_protocols(protocol_records, day, pool_projects)
+        pools = parse_pools(pools_body, day)
+        listed = listed_protocols(protocols_body, day)
+        protocols = with_placeholders(listed, set(pools.pools["project"]), day)
         frames = {
-            "chains": chain_rows(day, pool_spellings, protocol_chain_spellings(protocol_records)),
+            "chains": chain_rows(day, pools.chain_spellings, listed.chain_spellings),
             "projects": protocols.projects,
             "pools": pools.pools,
             "pool_snapshots": pools.snapshots,

@@ -15,8 +15,8 @@ from __future__ import annotations
 import dagster as dg
 
 from llama_pipeline import coerce, schema
-from llama_pipeline.transform import pools as pools_transform
-from llama_pipeline.transform import protocols as protocols_transform
+from llama_pipeline.decode import pools as pools_transform
+from llama_pipeline.decode import protocols as protocols_transform
 
 RAW_POOLS, RAW_PROTOCOLS, RAW_POOL_CHARTS = "raw_pools", "raw_protocols", "raw_pool_charts"
 CHAINS, PROJECTS, POOLS, POOL_SNAPSHOTS = "chains", "projects", "pools", "pool_snapshots"

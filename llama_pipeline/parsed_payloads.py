@@ -31,8 +31,8 @@ from collections.abc import Callable
 from llama_pipeline import raw_archive
 from llama_pipeline.gc_pause import paused_gc
 from llama_pipeline.payloads import Endpoint
-from llama_pipeline.transform.pools import ParsedPools, chains_and_projects, parse_pools
-from llama_pipeline.transform.protocols import ListedProtocols, listed_protocols, protocol_chain_spellings
+from llama_pipeline.decode.pools import ParsedPools, chains_and_projects, parse_pools
+from llama_pipeline.decode.protocols import ListedProtocols, listed_protocols, protocol_chain_spellings
 from llama_pipeline.warehouse import Warehouse
 
 # Full parses: two days per endpoint (the day being loaded and the one before, at a range's boundary).
@@ -56,6 +56,10 @@ class PoolsDay:
     parsed: ParsedPools
     names: PoolNames
 
+    @property
+    def record_count(self) -> int:
+        return self.parsed.record_count
+
 
 @dataclasses.dataclass(frozen=True)
 class ProtocolsDay:
@@ -63,6 +67,10 @@ class ProtocolsDay:
 
     listed: ListedProtocols
     chain_spellings: dict[str, set[str]]
+
+    @property
+    def record_count(self) -> int:
+        return self.listed.record_count
 
 
 class _Lru:
@@ -105,20 +113,22 @@ def _put(cache: _Lru, key: tuple, value: object) -> None:
         cache.put(key, value)
 
 
-def _load(warehouse: Warehouse, endpoint: Endpoint, day: dt.date, parse: Callable[[list], object]) -> tuple:
+def _load(warehouse: Warehouse, endpoint: Endpoint, day: dt.date, parse: Callable[[bytes], object]) -> tuple:
     """Read, decode and parse a stored payload; the key is what was read (a payload replaced since a
     lookup is cached as itself)."""
     payload = raw_archive.load(warehouse, endpoint, day)
     with paused_gc():
-        return (endpoint, day, payload.sha256), parse(payload.records())
+        return (endpoint, day, payload.sha256), parse(payload.body)
 
 
-def _pools_day(records: list, day: dt.date) -> PoolsDay:
-    return PoolsDay(parse_pools(records, day), _pool_names(records))
+def _pools_day(body: bytes, day: dt.date, url: str = "pools") -> PoolsDay:
+    parsed = parse_pools(body, day, url)
+    return PoolsDay(parsed, PoolNames(parsed.chain_spellings, frozenset(parsed.pools["project"])))
 
 
-def _protocols_day(records: list, day: dt.date) -> ProtocolsDay:
-    return ProtocolsDay(listed_protocols(records, day), protocol_chain_spellings(records))
+def _protocols_day(body: bytes, day: dt.date, url: str = "protocols") -> ProtocolsDay:
+    listed = listed_protocols(body, day, url)
+    return ProtocolsDay(listed, listed.chain_spellings)
 
 
 def _keep(key: tuple, parsed: PoolsDay | ProtocolsDay) -> None:
@@ -166,8 +176,8 @@ def _names_of(archive: raw_archive.RawArchive, endpoint: Endpoint, day: dt.date,
     return found
 
 
-def _pool_names(records: list) -> PoolNames:
-    spellings, projects = chains_and_projects(records)
+def _pool_names(body: bytes) -> PoolNames:
+    spellings, projects = chains_and_projects(body)
     return PoolNames(spellings, frozenset(projects))
 
 
@@ -183,11 +193,15 @@ def protocol_chain_names(archive: raw_archive.RawArchive, day: dt.date) -> dict[
                      protocol_chain_spellings)
 
 
-def remember(endpoint: Endpoint, day: dt.date, sha256: str, records: list) -> None:
-    """Parse the records a raw asset has just fetched and decoded, under the body's SHA-256: the
-    warehouse assets that replay the same stored body then skip reading, decoding and parsing it."""
+def parse(endpoint: Endpoint, body: bytes, day: dt.date, url: str) -> PoolsDay | ProtocolsDay:
+    """A fetched body parsed (raises ``PayloadError`` when it is unusable as a whole)."""
     with paused_gc():
-        parsed = (_pools_day if endpoint == "pools" else _protocols_day)(records, day)
+        return (_pools_day if endpoint == "pools" else _protocols_day)(body, day, url)
+
+
+def remember(endpoint: Endpoint, day: dt.date, sha256: str, parsed: PoolsDay | ProtocolsDay) -> None:
+    """Keep the parse of the body a raw asset has just fetched, under the body's SHA-256: the
+    warehouse assets that replay the same stored body then skip reading, decoding and parsing it."""
     _keep((endpoint, day, sha256), parsed)
 
 

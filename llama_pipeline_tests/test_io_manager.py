@@ -13,7 +13,7 @@ from llama_pipeline.io_manager import REPLACE_PARTITION, UPSERT, WarehouseIOMana
 from llama_pipeline.partitions import DAILY
 from llama_pipeline_tests.testing import synthetic
 from llama_pipeline.transform.batches import DailyBatch, DailyBatches
-from llama_pipeline.transform.protocols import CHAIN_COLUMNS
+from llama_pipeline.decode.protocols import CHAIN_COLUMNS
 from llama_pipeline_tests.conftest import archive_payloads, materialize, warehouse_assets
 from llama_pipeline_tests.defs.test_pipeline import snapshot_of
 

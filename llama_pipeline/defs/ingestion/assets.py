@@ -8,11 +8,10 @@ from urllib.parse import urlsplit, urlunsplit
 import dagster as dg
 
 from llama_pipeline import clock, lineage, parsed_payloads, quality, quarantine, raw_archive, schema
-from llama_pipeline.gc_pause import paused_gc
 from llama_pipeline.http_client import DefiLlamaClient, FetchError
 from llama_pipeline.io_manager import ARCHIVE, table_metadata
 from llama_pipeline.partitions import DAILY, days_of
-from llama_pipeline.payloads import Endpoint, PayloadError, RawPayload, compress, decode_records
+from llama_pipeline.payloads import Endpoint, PayloadError, RawPayload, compress
 from llama_pipeline.raw_archive import FetchedPayloads
 from llama_pipeline.warehouse import Warehouse
 
@@ -46,20 +45,20 @@ def _check_collapsed(warehouse: Warehouse, endpoint: Endpoint, day: dt.date, cou
         )
 
 
-def _validate(warehouse: Warehouse, endpoint: Endpoint, day: dt.date, payload: RawPayload) -> list:
-    """The capture's records, or Refused saying why it cannot stand for the day."""
+def _validate(warehouse: Warehouse, endpoint: Endpoint, day: dt.date, payload: RawPayload
+              ) -> parsed_payloads.PoolsDay | parsed_payloads.ProtocolsDay:
+    """The capture parsed by the payload's model, or Refused saying why it cannot stand for the day."""
     if payload.fetched_at >= clock.day_end(day):
         raise Refused(f"/{endpoint} answered at {payload.fetched_at.isoformat()}, after {day.isoformat()} ended: "
                       "it describes the next day")
     try:
-        with paused_gc():
-            records = decode_records(endpoint, payload.body, payload.url)
+        parsed = parsed_payloads.parse(endpoint, payload.body, day, payload.url)
     except PayloadError as error:
         raise Refused(str(error)) from error
     except Exception as error:  # a parser fault must not lose the capture either
         raise Refused(f"decoding the /{endpoint} payload failed: {type(error).__name__}: {error}") from error
-    _check_collapsed(warehouse, endpoint, day, len(records))
-    return records
+    _check_collapsed(warehouse, endpoint, day, parsed.record_count)
+    return parsed
 
 
 def _fetch_failure(error: FetchError, day: dt.date) -> dg.Failure:
@@ -99,7 +98,7 @@ def _capture_today(context: dg.AssetExecutionContext, endpoint: Endpoint, url: s
                          response.content_type, response.body, 0, compressed_body=compress(response.body))
     held = quarantine.hold(warehouse, payload, _run_id(context))
     try:
-        records = _validate(warehouse, endpoint, today, payload)
+        parsed = _validate(warehouse, endpoint, today, payload)
     except Refused as refusal:
         quarantine.refuse(warehouse, held, endpoint, str(refusal))
         raise dg.Failure(
@@ -108,10 +107,10 @@ def _capture_today(context: dg.AssetExecutionContext, endpoint: Endpoint, url: s
             metadata={"quarantine_id": held, "reason": str(refusal)},
             allow_retries=False,  # the same response would be refused again; the capture sensor tries later
         ) from refusal
-    payload = dataclasses.replace(payload, record_count=len(records))
+    payload = dataclasses.replace(payload, record_count=parsed.record_count)
     # Runs execute in one process: the warehouse assets downstream reuse this parse of today's body.
-    parsed_payloads.remember(endpoint, today, payload.sha256, records)
-    context.log.info(f"fetched /{endpoint}: {len(records):,} records, {len(payload.body):,} bytes, "
+    parsed_payloads.remember(endpoint, today, payload.sha256, parsed)
+    context.log.info(f"fetched /{endpoint}: {parsed.record_count:,} records, {len(payload.body):,} bytes, "
                      f"at {payload.fetched_at.isoformat()}")
     return payload, held, response.attempts
 

@@ -13,8 +13,8 @@ from llama_pipeline.io_manager import REPLACE_PARTITION, UPSERT, table_metadata
 from llama_pipeline.partitions import DAILY
 from llama_pipeline.raw_archive import MissingPayload, RawArchive
 from llama_pipeline.transform.batches import DailyBatch, DailyBatches
-from llama_pipeline.transform.pools import snapshot_summary
-from llama_pipeline.transform.protocols import chain_rows, with_placeholders
+from llama_pipeline.decode.pools import snapshot_summary
+from llama_pipeline.decode.protocols import chain_rows, with_placeholders
 from llama_pipeline.warehouse import Warehouse
 from llama_pipeline.warehouse_lock import quote_ident
 
