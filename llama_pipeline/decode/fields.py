@@ -119,6 +119,14 @@ def storable_texts(values: list) -> bool:
     return True
 
 
+def all_storable(body: bytes) -> bool:
+    """Whether every string and number of a body that msgspec decoded is one PostgreSQL (text, JSONB)
+    can hold. msgspec refuses NaN, infinities, lone surrogates and raw control characters, so only a
+    ``\\u0000`` escape can still bring what PostgreSQL refuses (an escaped backslash followed by
+    ``u0000`` only costs the shortcut)."""
+    return b"\\u0000" not in body
+
+
 def decode_or_none(decoder: msgspec.json.Decoder, body: bytes) -> Any:
     """The body decoded by the model, or None when any value does not fit it (then the caller decodes
     record by record); a body that is not JSON at all is judged by ``payloads.decode_records``."""

@@ -137,7 +137,7 @@ def parse_pools(body: bytes, day: dt.date, url: str = "pools") -> ParsedPools:
     document = fields.decode_or_none(_DECODER, body)
     if document is not None and document.data and document.status == "success":
         names = _Names()
-        kept = _clean_day(document.data, names)
+        kept = _clean_day(document.data, names, fields.all_storable(body))
         if kept is not None:
             return _parsed(kept, [], day)
     # Not a clean day: the envelope judged as JSON (its errors are the raw assets'), then each record.
@@ -173,9 +173,9 @@ class _Names:
         return self.project_of[slug]
 
 
-def _clean_day(pools: list[Pool], names: _Names) -> _Kept | None:
+def _clean_day(pools: list[Pool], names: _Names, storable: bool) -> _Kept | None:
     """The day as decoded, when nothing in it needs a closer look (no repeated id, every chain and
-    project readable, every text storable); else None."""
+    project readable, every text storable: known to be when ``storable``); else None."""
     ids = list(map(attrgetter("pool"), pools))
     if len(set(ids)) < len(ids):
         return None
@@ -184,6 +184,8 @@ def _clean_day(pools: list[Pool], names: _Names) -> _Kept | None:
     projects = list(map(names.project, map(attrgetter("project"), pools)))
     if None in chains or None in projects:
         return None
+    if storable:
+        return _Kept(pools, spellings, chains, projects, [None] * len(pools))
     texts = [value for name in _TEXT_NAMES[2:] for value in map(attrgetter(name), pools)]
     texts += [token for name in ("underlyingTokens", "rewardTokens") for tokens in map(attrgetter(name), pools)
               if tokens for token in tokens]

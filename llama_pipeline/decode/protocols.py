@@ -112,15 +112,19 @@ _ATTRIBUTE_NAMES = Protocol.__struct_fields__[1:]
 _COLUMN = {"id": "defillama_id", "parentProtocol": "parent_protocol", "forkedFrom": "forked_from",
            "cmcId": "cmc_id", "listedAt": "listed_at", "deadFrom": "dead_from", "chainTvls": "chain_tvls"}
 _READ = fields.readers(Protocol, _ATTRIBUTE_NAMES)
-_DECLARED = fields.declared_readers(Protocol)
+# (position in the model, field, reader) of the fields declared with a reader
+_DECLARED = [(Protocol.__struct_fields__.index(name), name, convert)
+             for name, convert in fields.declared_readers(Protocol).items()]
+# chainTvls decoded by the model is an object already; with every value storable, nothing to check in it.
+_DECLARED_STORABLE = [declared for declared in _DECLARED if declared[2] is not _json_object]
 # API field -> (column, lenient reader), in table order after slug (what lineage maps).
 _COLUMNS = {name: (_COLUMN.get(name, name), _READ[name]) for name in _ATTRIBUTE_NAMES}
 DESCRIPTIONS = fields.descriptions(Protocol)
 PROJECT_COLUMNS = ["slug", *(c for c, _ in _COLUMNS.values()), "listed_in_protocols", "extra",
                    "first_seen_date", "last_seen_date"]
 _KNOWN = frozenset(Protocol.__struct_fields__)
-_TEXT_NAMES = tuple(name for name in _ATTRIBUTE_NAMES if _READ[name] is coerce.text)
-_LIST_NAMES = tuple(name for name in _ATTRIBUTE_NAMES if _READ[name] is coerce.text_list)
+_TEXT_INDEXES = [i + 1 for i, name in enumerate(_ATTRIBUTE_NAMES) if _READ[name] is coerce.text]
+_LIST_INDEXES = [i + 1 for i, name in enumerate(_ATTRIBUTE_NAMES) if _READ[name] is coerce.text_list]
 CHAIN_COLUMNS = ["name", "aliases", "first_seen_date", "last_seen_date"]
 _DECODER = msgspec.json.Decoder()
 
@@ -154,18 +158,23 @@ def parse_protocols(body: bytes, day: dt.date, pool_projects: set[str] = frozens
 
 def records(body: bytes, url: str = "protocols") -> list:
     """The body's list of records; raises ``PayloadError`` when the body as a whole is unusable."""
+    return _records(body, url)[0]
+
+
+def _records(body: bytes, url: str) -> tuple[list, bool]:
+    """The records, and whether every value in them is storable as decoded (``fields.all_storable``)."""
     try:
         document = _DECODER.decode(body)
-    except msgspec.DecodeError:  # not JSON, or JSON msgspec refuses (NaN, lone surrogates): judged below
+    except (msgspec.DecodeError, msgspec.ValidationError):  # JSON msgspec refuses (NaN, 1e400 ...): judged below
         document = None
     if isinstance(document, list) and document:
-        return document
-    return payloads.decode_records("protocols", body, url)
+        return document, fields.all_storable(body)
+    return payloads.decode_records("protocols", body, url), False
 
 
 def listed_protocols(body: bytes, day: dt.date, url: str = "protocols") -> ListedProtocols:
     """Rows of ``projects`` for the valid protocols of the whole ``/protocols`` body (no placeholders)."""
-    found = records(body, url)
+    found, storable = _records(body, url)
     rows: list[tuple] = []
     rejects: list[Reject] = []
     first_index: dict[str, int] = {}
@@ -177,8 +186,9 @@ def listed_protocols(body: bytes, day: dt.date, url: str = "protocols") -> Liste
             slug = coerce.required_text("slug", record.get("slug")).strip()
             if slug in first_index:
                 raise coerce.BadField(f"slug: duplicate slug (first seen at record {first_index[slug]})")
-            values, invalid = _attributes(record)
-            extra = coerce.extra_fields(record, _KNOWN, invalid)
+            values, invalid = _attributes(record, storable)
+            extra = (coerce.extra_fields(record, _KNOWN, invalid) if invalid or not storable
+                     else {k: v for k, v in record.items() if k not in _KNOWN} or None)
         except ValueError as error:  # BadField included
             rejects.append(Reject.of(index, key if isinstance(key, str) else None, str(error), record))
             continue
@@ -187,19 +197,16 @@ def listed_protocols(body: bytes, day: dt.date, url: str = "protocols") -> Liste
     return ListedProtocols(tuple(rows), tuple(rejects), _chain_spellings(found))
 
 
-def _attributes(record: dict) -> tuple[tuple, dict]:
+def _attributes(record: dict, storable: bool) -> tuple[tuple, dict]:
     """The record's column values and the ones that could not be read: through the model when every
-    value fits it, else field by field."""
-    known = record if _KNOWN.issuperset(record) else {k: v for k, v in record.items() if k in _KNOWN}
+    value fits it, else field by field. ``storable``: every value is known to be storable."""
     try:
-        protocol = msgspec.convert(known, Protocol)
-        values = msgspec.structs.asdict(protocol)
-        for name, convert in _DECLARED.items():
-            values[name] = convert(name, values[name])
-        texts = [values[name] for name in _TEXT_NAMES]
-        texts += [item for name in _LIST_NAMES if values[name] for item in values[name]]
-        if fields.storable_texts(texts):
-            return tuple(values[name] for name in _ATTRIBUTE_NAMES), {}
+        values = list(msgspec.structs.astuple(msgspec.convert(record, Protocol)))  # unknown fields: ignored
+        for index, name, convert in (_DECLARED_STORABLE if storable else _DECLARED):
+            values[index] = convert(name, values[index])
+        if storable or fields.storable_texts([values[i] for i in _TEXT_INDEXES] + [
+                item for i in _LIST_INDEXES if values[i] for item in values[i]]):
+            return tuple(values[1:]), {}
     except ValueError:  # msgspec.ValidationError and BadField included: read field by field
         pass
     values, invalid = [], {}
