@@ -88,8 +88,8 @@ def pydantic_model(struct: type[msgspec.Struct]) -> type[pydantic.BaseModel]:
                             struct.__struct_defaults__))
         _MODELS[struct] = pydantic.create_model(
             f"Pydantic{struct.__name__}",
-            __config__=pydantic.ConfigDict(strict=True, extra="ignore" if struct is decode_protocols.Protocol else "forbid",
-                                           allow_inf_nan=False),
+            __config__=pydantic.ConfigDict(
+                strict=True, extra="ignore" if struct is decode_protocols.Protocol else "forbid", allow_inf_nan=False),
             **{name: (_pydantic_type(hints[name]), defaults.get(name, ...)) for name in struct.__struct_fields__})
     return _MODELS[struct]
 

@@ -48,7 +48,7 @@ from llama_pipeline.db_url import libpq_url  # noqa: E402
 from llama_pipeline.http_client import DefiLlamaClient  # noqa: E402
 from llama_pipeline.io_manager import WarehouseIOManager  # noqa: E402
 from llama_pipeline.partitions import utc_today  # noqa: E402
-from llama_pipeline.payloads import RawPayload, decode_records  # noqa: E402
+from llama_pipeline.payloads import RawPayload  # noqa: E402
 from llama_pipeline.pg_copy import copy_buffer  # noqa: E402
 from llama_pipeline.raw_archive import store  # noqa: E402
 from llama_pipeline_tests.testing import synthetic  # noqa: E402

@@ -21,7 +21,6 @@ from llama_pipeline import coerce, schema
 from llama_pipeline.chart_fetch import ChartResult
 from llama_pipeline.decode.charts import ParsedChart, parse_chart
 from llama_pipeline.pg_copy import copy_buffer
-from llama_pipeline.transform.batches import Reject
 from llama_pipeline.warehouse_lock import quote_ident
 
 # A pool DeFiLlama does not know (HTTP 400 "invalid configID!") or no longer serves will not come back:

@@ -10,6 +10,7 @@ definition of a field; the reader is derived from it, never written per field.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -30,7 +31,8 @@ Int4 = Annotated[int, msgspec.Meta(ge=-_INT4_MAX, le=_INT4_MAX)]
 Token = Annotated[str, msgspec.Meta(pattern=r"\S")]
 # A pool id exactly as DeFiLlama spells it (canonical lower-case UUID); another spelling of a UUID is
 # canonicalised on the lenient path.
-CanonicalUuid = Annotated[str, msgspec.Meta(pattern=r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")]
+CanonicalUuid = Annotated[str, msgspec.Meta(
+    pattern=r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")]
 
 # Each declared type's lenient reader (coerce functions take ``(field, value)``).
 _READERS: dict[object, Callable[[str, object], object]] = {
@@ -51,6 +53,11 @@ def _base(annotation: object) -> object:
     if origin in (typing.Union, types.UnionType):
         return _base(next(arg for arg in typing.get_args(annotation) if arg is not type(None)))
     return origin or annotation
+
+
+def column_name(field: str) -> str:
+    """The warehouse column of an API field: ``tvlUsd`` -> ``tvl_usd``, ``apyPct1D`` -> ``apy_pct_1d``."""
+    return re.sub(r"(?<=[a-z])(?=[A-Z0-9])", "_", field).lower()
 
 
 def doc(text: str) -> msgspec.Meta:

@@ -47,7 +47,8 @@ class Pool(msgspec.Struct, forbid_unknown_fields=True):
     exposure: Annotated[str | None, doc("'single' or 'multi' (tokens exposed to).")] = None
     ilRisk: Annotated[str | None, doc("Impermanent-loss risk, 'yes' or 'no'.")] = None
     stablecoin: Annotated[bool | None, doc("Whether the pool holds only stablecoins.")] = None
-    underlyingTokens: Annotated[list[Token] | None, doc("Token addresses deposited (a lone string is read as a list).")] = None
+    underlyingTokens: Annotated[list[Token] | None,
+                                doc("Token addresses deposited (a lone string: a list of one).")] = None
     rewardTokens: Annotated[list[Token] | None, doc("Token addresses paid as rewards.")] = None
     tvlUsd: Annotated[Number | None, doc("Total value locked, USD (an integer in practice).")] = None
     apy: Annotated[Number | None, doc("Total APY, percent (apyBase + apyReward); up to ~3.5e5 seen.")] = None
@@ -79,19 +80,13 @@ class PoolsDocument(msgspec.Struct):
 _DECODER = msgspec.json.Decoder(PoolsDocument)
 
 # API field -> (column, lenient reader), from the model: what lineage maps and the salvage reads.
-_COLUMN = {"poolMeta": "pool_meta", "ilRisk": "il_risk", "underlyingTokens": "underlying_tokens",
-           "rewardTokens": "reward_tokens", "tvlUsd": "tvl_usd", "apyBase": "apy_base", "apyReward": "apy_reward",
-           "apyPct1D": "apy_pct_1d", "apyPct7D": "apy_pct_7d", "apyPct30D": "apy_pct_30d", "apyBase7d": "apy_base_7d",
-           "apyMean30d": "apy_mean_30d", "apyBaseInception": "apy_base_inception", "il7d": "il_7d",
-           "volumeUsd1d": "volume_usd_1d", "volumeUsd7d": "volume_usd_7d", "predictedClass": "predicted_class",
-           "predictedProbability": "predicted_probability", "binnedConfidence": "binned_confidence"}
 _ATTRIBUTE_NAMES = Pool.__struct_fields__[3:10]
 _METRIC_NAMES = Pool.__struct_fields__[10:-1]
 _READ = fields.readers(Pool, _ATTRIBUTE_NAMES + _METRIC_NAMES)
 _READ_PREDICTION = fields.readers(Predictions, Predictions.__struct_fields__)
-_POOL_ATTRIBUTES = {name: (_COLUMN.get(name, name), _READ[name]) for name in _ATTRIBUTE_NAMES}
-_METRICS = {name: (_COLUMN.get(name, name), _READ[name]) for name in _METRIC_NAMES}
-_PREDICTIONS = {name: (_COLUMN[name], _READ_PREDICTION[name]) for name in Predictions.__struct_fields__}
+_POOL_ATTRIBUTES = {name: (fields.column_name(name), _READ[name]) for name in _ATTRIBUTE_NAMES}
+_METRICS = {name: (fields.column_name(name), _READ[name]) for name in _METRIC_NAMES}
+_PREDICTIONS = {name: (fields.column_name(name), _READ_PREDICTION[name]) for name in Predictions.__struct_fields__}
 KNOWN_FIELDS = frozenset(Pool.__struct_fields__)
 DESCRIPTIONS = {**fields.descriptions(Pool),
                 **{f"predictions.{name}": text for name, text in fields.descriptions(Predictions).items()}}

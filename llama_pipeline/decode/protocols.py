@@ -71,7 +71,8 @@ class Protocol(msgspec.Struct):
     id: Annotated[Text, doc("DeFiLlama's protocol id (a string of digits).")] = None
     symbol: Annotated[Text, doc("Governance token symbol; '-' when none (stored as NULL)."), Read(_symbol)] = None
     category: Annotated[Text, doc("e.g. 'Dexes', 'Lending', 'Yield'.")] = None
-    chain: Annotated[Text, doc("Main chain, or 'Multi-Chain' (canonicalized by the alias map)."), Read(_main_chain)] = None
+    chain: Annotated[Text, doc("Main chain, or 'Multi-Chain' (canonicalized by the alias map)."),
+                     Read(_main_chain)] = None
     chains: Annotated[list[Token] | None, doc("Chains the protocol is deployed on, as /protocols spells them "
                                               "(stored canonicalized, sorted)."), Read(_canonical_chains)] = None
     audits: Annotated[Int4 | str | None, doc("Number of audits, sent as a string ('2'); can be null."),
@@ -109,8 +110,6 @@ class Protocol(msgspec.Struct):
 
 
 _ATTRIBUTE_NAMES = Protocol.__struct_fields__[1:]
-_COLUMN = {"id": "defillama_id", "parentProtocol": "parent_protocol", "forkedFrom": "forked_from",
-           "cmcId": "cmc_id", "listedAt": "listed_at", "deadFrom": "dead_from", "chainTvls": "chain_tvls"}
 _READ = fields.readers(Protocol, _ATTRIBUTE_NAMES)
 # (position in the model, field, reader) of the fields declared with a reader
 _DECLARED = [(Protocol.__struct_fields__.index(name), name, convert)
@@ -118,7 +117,8 @@ _DECLARED = [(Protocol.__struct_fields__.index(name), name, convert)
 # chainTvls decoded by the model is an object already; with every value storable, nothing to check in it.
 _DECLARED_STORABLE = [declared for declared in _DECLARED if declared[2] is not _json_object]
 # API field -> (column, lenient reader), in table order after slug (what lineage maps).
-_COLUMNS = {name: (_COLUMN.get(name, name), _READ[name]) for name in _ATTRIBUTE_NAMES}
+_OWN_COLUMN = {"id": "defillama_id", "pool2": "pool2"}
+_COLUMNS = {name: (_OWN_COLUMN.get(name) or fields.column_name(name), _READ[name]) for name in _ATTRIBUTE_NAMES}
 DESCRIPTIONS = fields.descriptions(Protocol)
 PROJECT_COLUMNS = ["slug", *(c for c, _ in _COLUMNS.values()), "listed_in_protocols", "extra",
                    "first_seen_date", "last_seen_date"]

@@ -136,7 +136,8 @@ def test_only_the_slug_sets_a_record_aside():
 
 
 def test_placeholders_and_chain_rows():
-    listed = listed_protocols(body([{"slug": "a", "chains": ["Binance"]}, {"slug": "b", "chains": ["staking", 5]}]), DAY)
+    records = [{"slug": "a", "chains": ["Binance"]}, {"slug": "b", "chains": ["staking", 5]}]
+    listed = listed_protocols(body(records), DAY)
     parsed = with_placeholders(listed, {"a", "zzz"}, DAY)
     assert list(parsed.projects["slug"]) == ["a", "b", "zzz"]
     assert list(parsed.projects["listed_in_protocols"]) == [True, True, False]
