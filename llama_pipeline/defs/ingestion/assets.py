@@ -11,7 +11,7 @@ from llama_pipeline import clock, lineage, parsed_payloads, quality, quarantine,
 from llama_pipeline.http_client import DefiLlamaClient, FetchError
 from llama_pipeline.io_manager import ARCHIVE, table_metadata
 from llama_pipeline.partitions import DAILY, days_of
-from llama_pipeline.payloads import Endpoint, PayloadError, RawPayload, compress
+from llama_pipeline.payloads import ENDPOINTS, Endpoint, PayloadError, RawPayload, compress, decode_records
 from llama_pipeline.raw_archive import FetchedPayloads
 from llama_pipeline.warehouse import Warehouse
 
@@ -46,19 +46,24 @@ def _check_collapsed(warehouse: Warehouse, endpoint: Endpoint, day: dt.date, cou
 
 
 def _validate(warehouse: Warehouse, endpoint: Endpoint, day: dt.date, payload: RawPayload
-              ) -> parsed_payloads.PoolsDay | parsed_payloads.ProtocolsDay:
-    """The capture parsed by the payload's model, or Refused saying why it cannot stand for the day."""
+              ) -> tuple[int, parsed_payloads.PoolsDay | parsed_payloads.ProtocolsDay | None]:
+    """The capture's record count and, for /pools and /protocols, its parse by the payload's model; or
+    Refused saying why it cannot stand for the day."""
     if payload.fetched_at >= clock.day_end(day):
         raise Refused(f"/{endpoint} answered at {payload.fetched_at.isoformat()}, after {day.isoformat()} ended: "
                       "it describes the next day")
     try:
-        parsed = parsed_payloads.parse(endpoint, payload.body, day, payload.url)
+        if endpoint in ENDPOINTS:
+            parsed = parsed_payloads.parse(endpoint, payload.body, day, payload.url)
+            count = parsed.record_count
+        else:  # the datasets' payloads: parsed by their own assets
+            parsed, count = None, len(decode_records(endpoint, payload.body, payload.url))
     except PayloadError as error:
         raise Refused(str(error)) from error
     except Exception as error:  # a parser fault must not lose the capture either
         raise Refused(f"decoding the /{endpoint} payload failed: {type(error).__name__}: {error}") from error
-    _check_collapsed(warehouse, endpoint, day, parsed.record_count)
-    return parsed
+    _check_collapsed(warehouse, endpoint, day, count)
+    return count, parsed
 
 
 def _fetch_failure(error: FetchError, day: dt.date) -> dg.Failure:
@@ -98,7 +103,7 @@ def _capture_today(context: dg.AssetExecutionContext, endpoint: Endpoint, url: s
                          response.content_type, response.body, 0, compressed_body=compress(response.body))
     held = quarantine.hold(warehouse, payload, _run_id(context))
     try:
-        parsed = _validate(warehouse, endpoint, today, payload)
+        count, parsed = _validate(warehouse, endpoint, today, payload)
     except Refused as refusal:
         quarantine.refuse(warehouse, held, endpoint, str(refusal))
         raise dg.Failure(
@@ -107,10 +112,10 @@ def _capture_today(context: dg.AssetExecutionContext, endpoint: Endpoint, url: s
             metadata={"quarantine_id": held, "reason": str(refusal)},
             allow_retries=False,  # the same response would be refused again; the capture sensor tries later
         ) from refusal
-    payload = dataclasses.replace(payload, record_count=parsed.record_count)
-    # Runs execute in one process: the warehouse assets downstream reuse this parse of today's body.
-    parsed_payloads.remember(endpoint, today, payload.sha256, parsed)
-    context.log.info(f"fetched /{endpoint}: {parsed.record_count:,} records, {len(payload.body):,} bytes, "
+    payload = dataclasses.replace(payload, record_count=count)
+    if parsed is not None:  # runs execute in one process: the warehouse assets downstream reuse this parse
+        parsed_payloads.remember(endpoint, today, payload.sha256, parsed)
+    context.log.info(f"fetched /{endpoint}: {count:,} records, {len(payload.body):,} bytes, "
                      f"at {payload.fetched_at.isoformat()}")
     return payload, held, response.attempts
 
