@@ -21,7 +21,7 @@ from llama_pipeline.decode.fields import Number, doc
 from llama_pipeline.transform.batches import Reject
 
 
-class ChartPoint(msgspec.Struct):
+class ChartPoint(msgspec.Struct, gc=False):
     """A pool's state at the last hourly update of one UTC day. Value fields in table order."""
 
     timestamp: Annotated[str, doc("ISO 8601 time of the update, e.g. '2023-11-10T23:01:27.607Z'.")]

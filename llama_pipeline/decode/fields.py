@@ -44,14 +44,14 @@ _READERS: dict[object, Callable[[str, object], object]] = {
 }
 
 
-def _base(annotation: object) -> object:
+def base_type(annotation: object) -> object:
     """``float`` for ``Number | None``, ``list`` for ``list[Token] | None``, ``int`` for
     ``Int4 | str | None`` (a lax union: its first member is what the field means)."""
     origin = typing.get_origin(annotation)
     if origin is Annotated:
-        return _base(typing.get_args(annotation)[0])
+        return base_type(typing.get_args(annotation)[0])
     if origin in (typing.Union, types.UnionType):
-        return _base(next(arg for arg in typing.get_args(annotation) if arg is not type(None)))
+        return base_type(next(arg for arg in typing.get_args(annotation) if arg is not type(None)))
     return origin or annotation
 
 
@@ -101,7 +101,7 @@ def _read(annotation: object) -> Read | None:
 def readers(model: type[msgspec.Struct], names: tuple[str, ...]) -> dict[str, Callable[[str, object], object]]:
     """The lenient reader of each named field: its declared ``Read``, else the one of its type."""
     hints = typing.get_type_hints(model, include_extras=True)
-    return {name: (_read(hints[name]).convert if _read(hints[name]) else _READERS[_base(hints[name])])
+    return {name: (_read(hints[name]).convert if _read(hints[name]) else _READERS[base_type(hints[name])])
             for name in names}
 
 

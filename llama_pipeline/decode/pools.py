@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import typing
 from operator import attrgetter
 from typing import Annotated
 
 import msgspec
+import numpy as np
 import pandas as pd
 
 from llama_pipeline import coerce, payloads, schema
@@ -28,7 +30,9 @@ INVALID_FIELDS = coerce.INVALID_FIELDS
 UNKNOWN = schema.UNKNOWN  # the chain or project of a pool whose own cannot be read
 
 
-class Predictions(msgspec.Struct, forbid_unknown_fields=True):
+# gc=False: a decoded record holds no reference cycles, so the collector need not track 17,000 of them.
+# forbid_unknown_fields: a record with a field the model lacks is read apart, its unknown fields kept.
+class Predictions(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """DeFiLlama's APY outlook for the pool; any of its fields can be null."""
 
     predictedClass: Annotated[str | None, doc("'Stable/Up' or 'Down'.")] = None
@@ -36,7 +40,7 @@ class Predictions(msgspec.Struct, forbid_unknown_fields=True):
     binnedConfidence: Annotated[Int4 | None, doc("Confidence bucket, 1 to 3.")] = None
 
 
-class Pool(msgspec.Struct, forbid_unknown_fields=True):
+class Pool(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """One ``/pools`` record. Fields in table order: the pool's attributes, then its metrics."""
 
     pool: Annotated[CanonicalUuid, doc("Pool id (UUID), stable across days and project renames.")]
@@ -294,12 +298,32 @@ def _parsed(kept: _Kept, rejects: list[Reject], day: dt.date) -> ParsedPools:
                         *(list(map(attrgetter(name), predictions)) for name in Predictions.__struct_fields__),
                         ["pools"] * len(pools), kept.extras]
     return ParsedPools(
-        pools=pd.DataFrame(dict(zip(POOL_COLUMNS, pool_columns))),
-        snapshots=pd.DataFrame(dict(zip(SNAPSHOT_COLUMNS, snapshot_columns))),
+        pools=pd.DataFrame(dict(zip(POOL_COLUMNS, map(_column, POOL_COLUMNS, pool_columns)))),
+        snapshots=pd.DataFrame(dict(zip(SNAPSHOT_COLUMNS, map(_column, SNAPSHOT_COLUMNS, snapshot_columns)))),
         rejects=rejects,
         invalid_values=coerce.invalid_value_count(kept.extras),
         chain_spellings=spellings,
     )
+
+
+_KIND = {column: fields.base_type(hint) for model in (Pool, Predictions)
+         for column, hint in zip(map(fields.column_name, model.__struct_fields__),
+                                 typing.get_type_hints(model, include_extras=True).values())}
+
+
+def _column(name: str, values: list) -> list | np.ndarray:
+    """A numeric or boolean column as the array pandas would infer from its values, built directly
+    (inferring costs as much again as decoding). Numbers are finite, so NaN marks exactly the NULLs."""
+    kind = _KIND.get(name)
+    if kind is float:
+        array = np.array(values, dtype=np.float64)
+        return values if np.isnan(array).all() else array  # all NULL: object, as inferred
+    if kind is int:
+        nulls = values.count(None)
+        return values if nulls == len(values) else np.array(values, dtype=np.float64 if nulls else np.int64)
+    if kind is bool and None not in values:  # with a NULL: object, as inferred
+        return np.array(values, dtype=np.bool_)
+    return values
 
 
 def snapshot_summary(snapshots: pd.DataFrame) -> dict[str, float | int]:

@@ -63,7 +63,7 @@ def _json_object(field: str, value: object) -> dict | None:
 Text = str | None
 
 
-class Protocol(msgspec.Struct):
+class Protocol(msgspec.Struct, gc=False):
     """One ``/protocols`` record (join pools on ``slug``, not on ``name``). Fields in table order."""
 
     slug: Annotated[str, doc("Protocol slug, the key of projects; pools' project.")]
