@@ -105,7 +105,7 @@ def _floor(warehouse, day: dt.date) -> dict:
     """Decode and parse the day as the step does, COPY the four tables' rows into keyless temp tables."""
     from llama_pipeline import schema, warehouse_days
     from llama_pipeline.pg_copy import copy_buffer
-    from llama_pipeline.transform.protocols import chain_rows, with_placeholders
+    from llama_pipeline.decode.protocols import chain_rows, with_placeholders
 
     decoded = warehouse_days.decode_day(warehouse, day, protocols=True)
     frames = {"chains": chain_rows(day, decoded.pool_chain_spellings, decoded.protocol_chain_spellings),

@@ -16,7 +16,7 @@ import psycopg2.extensions
 
 from llama_pipeline import schema
 from llama_pipeline.chart_fetch import ChartResult
-from llama_pipeline.history import ParsedChart, parse_chart
+from llama_pipeline.decode.charts import ParsedChart, parse_chart
 from llama_pipeline.pg_copy import copy_buffer
 from llama_pipeline.warehouse_lock import quote_ident
 

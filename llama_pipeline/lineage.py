@@ -2,8 +2,8 @@
 
 The raw assets store whole HTTP payloads (table ``raw_payloads``), so their column schema describes the
 fields of one API record instead: ``tvlUsd``, ``apy``, ``pool``, ``chain`` ... The dimension and fact
-assets map back to those fields (taken from the transform modules' own field maps, so lineage cannot
-drift from the code that parses), and the analytics views map back to the warehouse tables.
+assets map back to those fields (taken from the payload models in ``llama_pipeline/decode/``, fields and descriptions, so
+lineage cannot drift from the code that parses), and the analytics views map back to the warehouse tables.
 
 ``metadata_for(asset)`` is what an asset definition adds to its metadata: ``dagster/column_lineage``
 (and, for the raw assets, ``dagster/column_schema`` of the API record plus ``archive_schema`` of the
@@ -17,8 +17,8 @@ import dagster as dg
 from llama_pipeline import coerce, schema
 from llama_pipeline.transform import chain_tvl as chain_tvl_transform
 from llama_pipeline.transform import lend_borrow as lend_borrow_transform
-from llama_pipeline.transform import pools as pools_transform
-from llama_pipeline.transform import protocols as protocols_transform
+from llama_pipeline.decode import pools as decode_pools
+from llama_pipeline.decode import protocols as decode_protocols
 
 RAW_POOLS, RAW_PROTOCOLS, RAW_POOL_CHARTS = "raw_pools", "raw_protocols", "raw_pool_charts"
 RAW_LEND_BORROW, RAW_CHAIN_LIST = "raw_lend_borrow", "raw_chain_list"
@@ -37,37 +37,26 @@ _JSON_TYPE = {
     coerce.text_list: "array<string>",
     coerce.timestamp_from_epoch: "number (epoch seconds)",
     coerce.day: "date",
-    protocols_transform._canonical_chains: "array<string>",
-    protocols_transform._json_object: "object",
+    decode_protocols._canonical_chains: "array<string>",
+    decode_protocols._json_object: "object",
 }
 
 _POOL_FIELDS: dict[str, tuple[str, object]] = {
     "pool": ("pool_id", coerce.text),
     "chain": ("chain", coerce.text),
     "project": ("project", coerce.text),
-    **{field: spec for field, spec in pools_transform._POOL_ATTRIBUTES.items()},
-    **{field: spec for field, spec in pools_transform._METRICS.items()},
-    **{f"predictions.{field}": spec for field, spec in pools_transform._PREDICTIONS.items()},
+    **{field: spec for field, spec in decode_pools._POOL_ATTRIBUTES.items()},
+    **{field: spec for field, spec in decode_pools._METRICS.items()},
+    **{f"predictions.{field}": spec for field, spec in decode_pools._PREDICTIONS.items()},
 }
-_POOL_DESCRIPTIONS = {
-    "pool": "Pool id (UUID), stable across days.",
-    "chain": "Chain as /pools spells it (canonicalized by the alias map).",
-    "project": "Project slug; joins /protocols' slug.",
-    "tvlUsd": "Total value locked, USD.",
-    "apy": "Total APY, percent (apyBase + apyReward).",
-    "apyBase": "Base APY from fees/interest, percent.",
-    "apyReward": "Reward-token APY, percent.",
-}
+# The descriptions are the payload models' own (llama_pipeline/decode/).
+_POOL_DESCRIPTIONS = decode_pools.DESCRIPTIONS
 
 _PROTOCOL_FIELDS: dict[str, tuple[str, object]] = {
     "slug": ("slug", coerce.text),
-    **{field: spec for field, spec in protocols_transform._COLUMNS.items()},
+    **{field: spec for field, spec in decode_protocols._COLUMNS.items()},
 }
-_PROTOCOL_DESCRIPTIONS = {
-    "slug": "Protocol slug, the key of projects.",
-    "chains": "Chains the protocol is deployed on, as /protocols spells them.",
-    "chainTvls": "TVL per chain (object).",
-}
+_PROTOCOL_DESCRIPTIONS = decode_protocols.DESCRIPTIONS
 
 
 def _field_type(convert: object) -> str:
@@ -108,7 +97,7 @@ _RAW_SCHEMAS = {
 # --------------------------------------------------------------------------------------------------
 # Column -> upstream columns, per asset.
 
-_POOL_ATTRIBUTE_COLUMNS = [column for column, _ in pools_transform._POOL_ATTRIBUTES.values()]
+_POOL_ATTRIBUTE_COLUMNS = [column for column, _ in decode_pools._POOL_ATTRIBUTES.values()]
 _SEEN = (schema.FIRST_SEEN, schema.LAST_SEEN)
 
 
@@ -119,7 +108,7 @@ def _warehouse_lineage() -> dict[str, dict[str, list[Dep]]]:
         "aliases": [(RAW_POOLS, "chain"), (RAW_PROTOCOLS, "chains")],
     }
     projects = {"slug": [(RAW_PROTOCOLS, "slug"), (RAW_POOLS, "project")]}
-    projects.update({column: [(RAW_PROTOCOLS, field)] for field, (column, _) in protocols_transform._COLUMNS.items()})
+    projects.update({column: [(RAW_PROTOCOLS, field)] for field, (column, _) in decode_protocols._COLUMNS.items()})
     projects["listed_in_protocols"] = [(RAW_PROTOCOLS, "slug")]
     pools = {
         "pool_id": [(RAW_POOLS, "pool"), (RAW_POOL_CHARTS, "pool_id")],

@@ -14,10 +14,8 @@ from llama_pipeline import chart_days as history  # the reads that fill a past d
 from llama_pipeline import raw_archive
 from llama_pipeline.raw_archive import MissingPayload
 from llama_pipeline.transform.batches import DailyBatch
-from llama_pipeline.transform.pools import ParsedPools, chains_and_projects, parse_pools, snapshot_summary
-from llama_pipeline.transform.protocols import (
-    ListedProtocols, chain_rows, listed_protocols, protocol_chain_spellings, with_placeholders,
-)
+from llama_pipeline.decode.pools import ParsedPools, parse_pools, snapshot_summary
+from llama_pipeline.decode.protocols import ListedProtocols, chain_rows, listed_protocols, with_placeholders
 from llama_pipeline.warehouse import Warehouse
 
 
@@ -42,20 +40,18 @@ def decode_day(warehouse: Warehouse, day: dt.date, *, protocols: bool) -> Decode
         payload = raw_archive.load(warehouse, "pools", day)
     except MissingPayload:
         return DecodedDay(day)
-    records = payload.records()
-    parsed = parse_pools(records, day)
-    spellings, projects = chains_and_projects(records)
-    del records, payload  # the decoded tree is the largest object of the day: freed before /protocols
-    decoded = DecodedDay(day, parsed, spellings, frozenset(projects), payloads_decoded=1)
+    parsed = parse_pools(payload.body, day, payload.url)
+    del payload  # the body is the largest object of the day: freed before /protocols
+    decoded = DecodedDay(day, parsed, parsed.chain_spellings, frozenset(parsed.pools["project"]), payloads_decoded=1)
     if not protocols:
         return decoded
     try:
         payload = raw_archive.load(warehouse, "protocols", day)
     except MissingPayload:  # /protocols failed that day while /pools worked
         return decoded
-    records = payload.records()
-    return dataclasses.replace(decoded, protocols=listed_protocols(records, day),
-                               protocol_chain_spellings=protocol_chain_spellings(records), payloads_decoded=2)
+    listed = listed_protocols(payload.body, day, payload.url)
+    return dataclasses.replace(decoded, protocols=listed, protocol_chain_spellings=listed.chain_spellings,
+                               payloads_decoded=2)
 
 
 def _from_history(warehouse: Warehouse, table: str, day: dt.date) -> DailyBatch:

@@ -14,7 +14,7 @@ from llama_pipeline.table_write import REPLACE_PARTITION, UPSERT, table_metadata
 from llama_pipeline.partitions import DAILY
 from llama_pipeline_tests.testing import synthetic
 from llama_pipeline.transform.batches import DailyBatch
-from llama_pipeline.transform.protocols import CHAIN_COLUMNS
+from llama_pipeline.decode.protocols import CHAIN_COLUMNS
 from llama_pipeline_tests.conftest import archive_payloads, materialize, warehouse_assets
 from llama_pipeline_tests.defs.test_pipeline import snapshot_of
 

@@ -21,8 +21,8 @@ from sqlalchemy.dialects import postgresql as pg
 from llama_pipeline import schema
 from llama_pipeline.pg_copy import copy_buffer
 from llama_pipeline_tests.testing import synthetic
-from llama_pipeline.transform.pools import parse_pools
-from llama_pipeline.transform.protocols import parse_protocols
+from llama_pipeline.decode.pools import parse_pools
+from llama_pipeline.decode.protocols import parse_protocols
 
 # -- the reference: one value at a time, the rules spelled out plainly ----------------------------------
 
@@ -360,9 +360,9 @@ def real_frames() -> dict[str, pd.DataFrame]:
     day = dt.date(2024, 1, 15)
     protocols = synthetic.generate_protocols(600, seed=3)
     envelope = synthetic.generate_pools(1500, seed=3, protocols=protocols)
-    pools = parse_pools(envelope["data"], day)
+    pools = parse_pools(synthetic.dumps(envelope), day)
     return {"pool_snapshots": pools.snapshots, "pools": pools.pools,
-            "projects": parse_protocols(protocols, day, set()).projects}
+            "projects": parse_protocols(synthetic.dumps(protocols), day, set()).projects}
 
 
 @pytest.mark.parametrize("table", ["pool_snapshots", "pools", "projects"])

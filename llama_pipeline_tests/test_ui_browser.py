@@ -29,7 +29,7 @@ import pytest
 from llama_pipeline.partitions import utc_today
 from llama_pipeline_tests.testing import synthetic, synthetic_datasets
 from llama_pipeline_tests.testing.payload_server import PayloadServer
-from llama_pipeline.transform.pools import parse_pools
+from llama_pipeline.decode.pools import parse_pools
 from llama_pipeline_tests.run_timing import RunTiming, run_timing
 from llama_pipeline_tests.ui_graph import GRAPH_JS, edges_drawn, expected_graph, shown_name
 from llama_pipeline_tests.ui_server import (
@@ -81,7 +81,7 @@ def test_asset_graph_launch_today_and_partitions_view(server_url, database_url, 
     today = utc_today()
     protocols = synthetic.generate_protocols(30, seed=17)
     pools = synthetic.generate_pools(40, seed=17, protocols=protocols, day=today)
-    loaded_pools = len(parse_pools(pools["data"], today).snapshots)
+    loaded_pools = len(parse_pools(synthetic.dumps(pools), today).snapshots)
 
     with PayloadServer() as http, dagster_database(server_url) as dagster_pg_url:
         http.set("/pools", synthetic.dumps(pools))

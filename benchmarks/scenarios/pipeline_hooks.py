@@ -24,9 +24,8 @@ import dagster as dg
 from llama_pipeline import io_manager as io_manager_module
 from llama_pipeline import warehouse_days
 from llama_pipeline.partitions import utc_today
-from llama_pipeline.payloads import decode_records
-from llama_pipeline.transform.pools import chains_and_projects, parse_pools
-from llama_pipeline.transform.protocols import chain_rows, parse_protocols, protocol_chain_spellings
+from llama_pipeline.decode.pools import parse_pools
+from llama_pipeline.decode.protocols import chain_rows, listed_protocols, with_placeholders
 
 
 # The datasets beside the yields have their own scenarios (benchmarks/datasets.py); these figures stay
@@ -69,19 +68,16 @@ def materialize(assets: list, resources: dict, day: dt.date | None = None,
 
 
 def parse_day(pools_body: bytes, protocols_body: bytes, day: dt.date) -> dict:
-    """The four tables' rows (frames by table name) of one day's payloads, parsed once."""
-    if True:
-        pool_records = decode_records("pools", pools_body, "pools")
-        protocol_records = decode_records("protocols", protocols_body, "protocols")
-        pools = parse_pools(pool_records, day)
-        pool_spellings, pool_projects = chains_and_projects(pool_records)
-        protocols = parse_protocols(protocol_records, day, pool_projects)
-        return {
-            "chains": chain_rows(day, pool_spellings, protocol_chain_spellings(protocol_records)),
-            "projects": protocols.projects,
-            "pools": pools.pools,
-            "pool_snapshots": pools.snapshots,
-        }
+    """The four tables' rows (frames by table name) of one day's payloads, each body decoded once by the
+    pipeline's own models (``warehouse_days.decode_day`` does the same from the stored bodies)."""
+    pools = parse_pools(pools_body, day)
+    listed = listed_protocols(protocols_body, day)
+    return {
+        "chains": chain_rows(day, pools.chain_spellings, listed.chain_spellings),
+        "projects": with_placeholders(listed, set(pools.pools["project"]), day).projects,
+        "pools": pools.pools,
+        "pool_snapshots": pools.snapshots,
+    }
 
 
 def step_figures(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, float]]:

@@ -15,8 +15,8 @@ import pytest
 
 from llama_pipeline.defs.analytics import assets as analytics
 from llama_pipeline_tests.testing import synthetic
-from llama_pipeline.transform.pools import parse_pools
-from llama_pipeline.transform.protocols import parse_protocols
+from llama_pipeline.decode.pools import parse_pools
+from llama_pipeline.decode.protocols import parse_protocols
 from llama_pipeline_tests.conftest import all_assets, asset_keys, archive_payloads, warehouse_assets
 
 ANALYTICS = [analytics.pool_latest, analytics.pool_apy_rolling, analytics.chain_daily_stats,
@@ -61,10 +61,10 @@ def loaded(resources, warehouse):
         if i == 0:  # a bad row, set aside as a reject and counted in the metadata
             records = [*records, {**records[0], "pool": "not-a-pool-id"}]
         archive_payloads(warehouse, day, {**payload, "data": records}, protocols)
-        parsed[day] = parse_pools(records, day)
+        parsed[day] = parse_pools(synthetic.dumps({**payload, "data": records}), day)
         results[day] = run([*warehouse_assets(), *ANALYTICS], resources, day)
         assert results[day].success
-    names = {row.slug: (row.name, row.category) for row in plain(parse_protocols(protocols, DAYS[-1]).projects)}
+    names = {row.slug: (row.name, row.category) for row in plain(parse_protocols(synthetic.dumps(protocols), DAYS[-1]).projects)}
     return parsed, names, results
 
 

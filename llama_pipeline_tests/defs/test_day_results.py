@@ -12,7 +12,7 @@ import pytest
 from dagster._core.event_api import PartitionKeyFilter
 
 from llama_pipeline.defs.analytics import assets as analytics
-from llama_pipeline.transform.pools import parse_pools
+from llama_pipeline.decode.pools import parse_pools
 from llama_pipeline_tests.conftest import all_assets, asset_keys, archive_payloads
 from llama_pipeline_tests.defs.test_checks import all_checks
 from llama_pipeline_tests.testing import synthetic
@@ -62,7 +62,7 @@ def test_each_day_of_a_range_run_carries_its_own_figures_and_checks(resources, q
 
         inserted_so_far = 0
         for day, payload in three_days.items():
-            snapshots = parse_pools(payload["data"], day).snapshots
+            snapshots = parse_pools(synthetic.dumps(payload), day).snapshots
             rows, tvl = query("SELECT count(*), sum(tvl_usd) FROM pool_snapshots WHERE snapshot_date = %s", (day,))[0]
             assert rows == len(snapshots) == len(payload["data"])
 

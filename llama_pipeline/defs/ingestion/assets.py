@@ -8,6 +8,8 @@ from urllib.parse import urlsplit, urlunsplit
 import dagster as dg
 
 from llama_pipeline import clock, lineage, quality, quarantine, raw_archive, schema
+from llama_pipeline.decode.pools import parse_pools
+from llama_pipeline.decode.protocols import listed_protocols
 from llama_pipeline.http_client import DefiLlamaClient, FetchError
 from llama_pipeline.table_write import ARCHIVE, table_metadata
 from llama_pipeline.partitions import DAILY, days_of
@@ -45,19 +47,26 @@ def _check_collapsed(warehouse: Warehouse, endpoint: Endpoint, day: dt.date, cou
         )
 
 
-def _validate(warehouse: Warehouse, endpoint: Endpoint, day: dt.date, payload: RawPayload) -> list:
-    """The capture's records, or Refused saying why it cannot stand for the day."""
+def _validate(warehouse: Warehouse, endpoint: Endpoint, day: dt.date, payload: RawPayload) -> int:
+    """The capture's record count, or Refused saying why it cannot stand for the day."""
     if payload.fetched_at >= clock.day_end(day):
         raise Refused(f"/{endpoint} answered at {payload.fetched_at.isoformat()}, after {day.isoformat()} ended: "
                       "it describes the next day")
     try:
-        records = decode_records(endpoint, payload.body, payload.url)
+        # /pools and /protocols are read by their models, as the warehouse step will read the stored body:
+        # a body the model cannot read is refused here, before it can replace a good capture.
+        if endpoint == "pools":
+            count = parse_pools(payload.body, day, payload.url).record_count
+        elif endpoint == "protocols":
+            count = listed_protocols(payload.body, day, payload.url).record_count
+        else:  # the datasets' payloads: parsed by their own assets
+            count = len(decode_records(endpoint, payload.body, payload.url))
     except PayloadError as error:
         raise Refused(str(error)) from error
     except Exception as error:  # a parser fault must not lose the capture either
         raise Refused(f"decoding the /{endpoint} payload failed: {type(error).__name__}: {error}") from error
-    _check_collapsed(warehouse, endpoint, day, len(records))
-    return records
+    _check_collapsed(warehouse, endpoint, day, count)
+    return count
 
 
 def _fetch_failure(error: FetchError, day: dt.date) -> dg.Failure:
@@ -97,7 +106,7 @@ def _capture_today(context: dg.AssetExecutionContext, endpoint: Endpoint, url: s
                          response.content_type, response.body, 0, compressed_body=compress(response.body))
     held = quarantine.hold(warehouse, payload, _run_id(context))
     try:
-        records = _validate(warehouse, endpoint, today, payload)
+        count = _validate(warehouse, endpoint, today, payload)
     except Refused as refusal:
         quarantine.refuse(warehouse, held, endpoint, str(refusal))
         raise dg.Failure(
@@ -106,8 +115,8 @@ def _capture_today(context: dg.AssetExecutionContext, endpoint: Endpoint, url: s
             metadata={"quarantine_id": held, "reason": str(refusal)},
             allow_retries=False,  # the same response would be refused again; the capture sensor tries later
         ) from refusal
-    payload = dataclasses.replace(payload, record_count=len(records))
-    context.log.info(f"fetched /{endpoint}: {len(records):,} records, {len(payload.body):,} bytes, "
+    payload = dataclasses.replace(payload, record_count=count)
+    context.log.info(f"fetched /{endpoint}: {count:,} records, {len(payload.body):,} bytes, "
                      f"at {payload.fetched_at.isoformat()}")
     return payload, held, response.attempts
 
