@@ -187,8 +187,8 @@ def _datasets_lineage() -> dict[str, dict[str, list[Dep]]]:
     lend_borrow = {
         "pool_id": [(RAW_LEND_BORROW, "pool"), (POOLS, "pool_id")],
         **{column: [(RAW_LEND_BORROW, field)] for field, (column, _) in lend_borrow_transform.FIELDS.items()},
-        # kept only where they differ from the pool's tokens in /pools
-        **{column: [(RAW_LEND_BORROW, field), (RAW_POOLS, field)]
+        # kept only where they differ from the pool's tokens (as the pools table has them)
+        **{column: [(RAW_LEND_BORROW, field), (POOLS, column)]
            for field, column in lend_borrow_transform.TOKEN_FIELDS.items()},
     }
     chain_metadata = {

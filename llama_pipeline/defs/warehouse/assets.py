@@ -48,7 +48,8 @@ def _specs() -> list[dg.AssetSpec]:
         dg.AssetSpec(
             PROJECT_RENAMES, deps=[PROJECTS, RAW_POOLS], group_name="warehouse", kinds={"postgres"},
             owners=["team:data-engineering"],
-            metadata={"table": renames_table.name, "dagster/column_schema": column_schema(renames_table)},
+            metadata={"table": renames_table.name, "dagster/column_schema": column_schema(renames_table),
+                      **lineage.metadata_for("project_renames")},
             description="Slugs DeFiLlama renamed in place: pool ids that arrive under a new project slug while their "
             "old slug has left /protocols (and no pool names it any more), recorded once as (old_slug, new_slug, "
             "detected_on). Detected before pools takes the new slug; the views project_current_slug and "
