@@ -77,9 +77,23 @@ def main() -> None:
     requested: list[float] = []  # when each chart request arrived (monotonic), for the rate per tenth
     lock = threading.Lock()
 
+    # At each tenth of the charts: the database blocks pool_chart_points has read (beyond shared buffers)
+    # and the process's CPU seconds so far. Per chart, these do not depend on what else loads the machine.
+    samples: list[tuple[int, int, float]] = []
+
+    def sample() -> None:
+        with psycopg2.connect(libpq_url(args.database_url)) as conn, conn.cursor() as cur:
+            cur.execute("SELECT coalesce(heap_blks_read, 0) + coalesce(idx_blks_read, 0) FROM pg_statio_user_tables "
+                        "WHERE schemaname = %s AND relname = 'pool_chart_points'", (schema_name,))
+            blocks = cur.fetchone()[0]
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        samples.append((len(requested), blocks, usage.ru_utime + usage.ru_stime))
+
     def chart(path: str) -> Response:
         with lock:
             requested.append(time.monotonic())
+            if len(requested) % max(1, args.pools // 10) == 1 and len(samples) <= 10:
+                sample()
         return Response(body=synthetic.dumps(synthetic.generate_chart(path.rsplit("/", 1)[-1], first, today)))
     try:
         with PayloadServer() as http:
@@ -111,6 +125,7 @@ def main() -> None:
             steps = step_seconds(result)
             requests = sum(http.count(f"/chart/{pool_id}") for pool_id in charts)
             tenths = rates_per_tenth(requested)
+            sample()
             peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             resumed, _ = backfill()
             refetched = sum(http.count(f"/chart/{pool_id}") for pool_id in charts) - requests
@@ -130,6 +145,10 @@ def main() -> None:
     print(f"{'chart requests per second, per tenth':<40}{' '.join(f'{r:.0f}' for r in tenths):>14}")
     if tenths:
         print(f"{'last tenth / first tenth':<40}{tenths[-1] / tenths[0]:>14.2f}")
+    per_chart = [((b1 - b0) / (n1 - n0), (c1 - c0) * 1000 / (n1 - n0))
+                 for (n0, b0, c0), (n1, b1, c1) in zip(samples, samples[1:]) if n1 > n0]
+    print(f"{'blocks read per chart, per tenth':<40}{' '.join(f'{b:.0f}' for b, _ in per_chart):>14}")
+    print(f"{'CPU ms per chart (process), per tenth':<40}{' '.join(f'{c:.0f}' for _, c in per_chart):>14}")
     print(f"{'peak RSS after the backfill, MB':<40}{peak_rss_mb:>14.0f}")
     for step in ("warehouse_tables",):  # chains, projects, project_renames, pools, pool_snapshots: one step
         if step in steps:

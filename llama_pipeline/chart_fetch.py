@@ -80,13 +80,15 @@ def fetch_many(
     what: str,
     batch_size: int = 50,
     max_batch_bytes: int = 16 << 20,
+    queue_ahead: int | None = None,
     progress_every: float = 10.0,
 ) -> dict[str, float]:
     """Fetch every (key, url) with bounded concurrency and rate; hand results over in batches (of
     ``batch_size`` results or ``max_batch_bytes`` of bodies, whichever comes first: a protocol's body
     reaches 28 MB, and is then a batch of its own) so the caller can commit them as they come. At most
-    twice ``concurrency`` requests are queued or in flight at once, so memory holds a batch and a few
-    responses, however many URLs there are. Returns counts of fetched and failed
+    ``queue_ahead`` requests (default: a batch and twice ``concurrency``, so fetching goes on while a
+    batch is written) are queued, in flight or finished but not yet handed over, so memory holds a
+    batch and a bounded number of responses, however many URLs there are. Returns counts of fetched and failed
     URLs and the requests per second.
 
     When anything stops the loop (a write that fails in ``on_batch``, the run being terminated, which
@@ -113,7 +115,7 @@ def fetch_many(
     # Only a window of requests is submitted at a time: a finished future keeps its response, so
     # submitting every URL at once kept every body of the backfill in memory until the end.
     queued = iter(urls)
-    window = 2 * max(1, concurrency)
+    window = max(1, queue_ahead or batch_size + 2 * max(1, concurrency))
     in_flight = {pool.submit(one, key, url) for key, url in itertools.islice(queued, window)}
     done = 0
     try:

@@ -66,7 +66,8 @@ def run_series(context: dg.AssetExecutionContext, kind: series_history.SeriesKin
             totals[name] += value
 
     counts = chart_fetch.fetch_many(client, urls, concurrency=concurrency, rate_per_second=requests_per_second,
-                                      on_batch=commit, log=context.log.info, what=kind.endpoint)
+                                      on_batch=commit, log=context.log.info, what=kind.endpoint,
+                                      queue_ahead=2 * max(1, concurrency) if kind.large_responses else None)
     return {"series_selected": len(keys), "series_fetched": int(counts["fetched"]),
             "series_failed": totals["unusable"], "points_upserted": totals["points"],
             "rejected_points": totals["rejected_points"], "requests_per_second": counts["requests_per_second"],

@@ -1,6 +1,6 @@
 """History series (a chain's TVL, a protocol's TVL): fetched politely many at a time, archived
 losslessly in ``raw_series`` and expanded into their daily table, a batch per transaction, each
-response's rows written as soon as it is parsed.
+response's rows copied to a stage as soon as it is parsed.
 
 The fetching is the chart history's (``chart_fetch.fetch_many``): bounded concurrency, a rate limit on
 request starts, results handed over in batches so a stopped backfill resumes with what is still missing.
@@ -44,6 +44,9 @@ class SeriesKind:
     skip_days_of: str | None = None
     # What may be stored and shown of a URL or an error naming it (an API key in the path is removed).
     public: Callable[[str], str] = lambda text: text
+    # Responses reach tens of MB (a protocol's detail): fetch only twice the concurrency ahead of the
+    # writes, instead of a batch ahead.
+    large_responses: bool = False
 
 
 def pending(conn: psycopg2.extensions.connection, schema_name: str, endpoint: str, keys: Sequence[str],
@@ -72,6 +75,7 @@ def store(conn: psycopg2.extensions.connection, schema_name: str, kind: SeriesKi
     with conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (partition_lock_key(schema_name, kind.table.name),))
         taken: set[dt.date] = set()
+        staged = False
         if kind.skip_days_of:
             cur.execute(f"SELECT partition_date FROM {s}.raw_payloads WHERE endpoint = %s", (kind.skip_days_of,))
             taken = {row[0] for row in cur.fetchall()}
@@ -114,12 +118,18 @@ def store(conn: psycopg2.extensions.connection, schema_name: str, kind: SeriesKi
             rejects += [(kind.asset, day, r.record_index, result.key, r.reason, r.record) for r in parsed.rejects]
             counts["points"] += len(parsed.rows)
             counts["rejected_points"] += len(parsed.rejects)
-            # Each response's rows are written as soon as it is parsed (same transaction), so a batch
-            # never holds more than one decoded response: a protocol's reaches hundreds of MB decoded.
+            # Each response's rows are copied to the stage as soon as it is parsed, so a batch never
+            # holds more than one decoded response (a protocol's reaches hundreds of MB decoded); the
+            # batch is upserted from the stage in one statement.
             rows = parsed.rows[~parsed.rows[day_column].isin(taken)] if taken else parsed.rows
             if len(rows):
-                _upsert(cur, s, kind.table, rows, kind.replaces_only)
+                if not staged:
+                    _open_stage(cur, s, kind.table)
+                _stage(cur, kind.table, rows)
+                staged = True
             del parsed, rows, days
+        if staged:
+            _upsert_stage(cur, s, kind.table, kind.replaces_only)
         if rejects:
             columns = [schema.rejects.c[n] for n in ("asset", "partition_date", "record_index", "record_key",
                                                      "reason", "record")]
@@ -128,16 +138,23 @@ def store(conn: psycopg2.extensions.connection, schema_name: str, kind: SeriesKi
     return counts
 
 
-def _upsert(cur: psycopg2.extensions.cursor, s: str, table: sa.Table, frame: pd.DataFrame,
-            replaces_only: str | None) -> None:
+def _open_stage(cur: psycopg2.extensions.cursor, s: str, table: sa.Table) -> None:
+    cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS _series_stage (LIKE {s}.{quote_ident(table.name)}) "
+                "ON COMMIT DELETE ROWS")
+    cur.execute("TRUNCATE _series_stage")
+
+
+def _stage(cur: psycopg2.extensions.cursor, table: sa.Table, frame: pd.DataFrame) -> None:
+    columns = list(table.columns)
+    names = ", ".join(quote_ident(c.name) for c in columns)
+    cur.copy_expert(f"COPY _series_stage ({names}) FROM STDIN", copy_buffer(frame[[c.name for c in columns]], columns))
+
+
+def _upsert_stage(cur: psycopg2.extensions.cursor, s: str, table: sa.Table, replaces_only: str | None) -> None:
     columns = list(table.columns)
     names = ", ".join(quote_ident(c.name) for c in columns)
     key = ", ".join(quote_ident(c.name) for c in table.primary_key)
     values = ", ".join(f"{quote_ident(c.name)} = EXCLUDED.{quote_ident(c.name)}" for c in columns
                        if not c.primary_key)
-    cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS _series_stage (LIKE {s}.{quote_ident(table.name)}) "
-                "ON COMMIT DELETE ROWS")
-    cur.execute("TRUNCATE _series_stage")
-    cur.copy_expert(f"COPY _series_stage ({names}) FROM STDIN", copy_buffer(frame[[c.name for c in columns]], columns))
     cur.execute(f"INSERT INTO {s}.{quote_ident(table.name)} AS t ({names}) SELECT {names} FROM _series_stage "
                 f"ON CONFLICT ({key}) DO UPDATE SET {values}" + (f" WHERE {replaces_only}" if replaces_only else ""))

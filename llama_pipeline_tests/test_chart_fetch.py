@@ -27,9 +27,24 @@ def test_only_a_window_of_requests_is_queued_while_a_batch_is_written(http: Payl
 
     counts = fetch_many(DefiLlamaClient(), urls, concurrency=2, rate_per_second=0, on_batch=on_batch,
                         log=lambda message: None, what="series", batch_size=1)
-    assert seen_during_first_batch and seen_during_first_batch[0] <= 4  # 2 x concurrency
+    assert seen_during_first_batch and seen_during_first_batch[0] <= 5  # a batch and 2 x concurrency
     assert sorted(delivered, key=int) == [key for key, _ in urls]
     assert counts["fetched"] == 40 and counts["failed"] == 0
+
+
+def test_queue_ahead_bounds_the_requests_of_large_responses(http: PayloadServer):
+    http.set_handler("/big/", lambda path: Response(body=b"x" * 1000))
+    urls = [(str(n), http.url(f"/big/{n}")) for n in range(20)]
+    seen: list[int] = []
+
+    def on_batch(batch) -> None:
+        if not seen:
+            time.sleep(1.0)
+            seen.append(len(http.requests))
+
+    fetch_many(DefiLlamaClient(), urls, concurrency=2, rate_per_second=0, on_batch=on_batch,
+               log=lambda message: None, what="big", batch_size=50, max_batch_bytes=1, queue_ahead=3)
+    assert seen == [3]  # the first response closes a batch; two more were queued, no others
 
 
 def test_a_batch_closes_at_its_byte_budget(http: PayloadServer):

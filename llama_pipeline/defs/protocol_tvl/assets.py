@@ -12,7 +12,7 @@ from llama_pipeline.series_history import SeriesKind
 from llama_pipeline.transform.protocol_tvl import parse_protocol
 from llama_pipeline.warehouse import Warehouse
 
-PROTOCOL_TVL = SeriesKind("protocol", "protocol_tvl_daily", tvl_table, parse_protocol)
+PROTOCOL_TVL = SeriesKind("protocol", "protocol_tvl_daily", tvl_table, parse_protocol, large_responses=True)
 
 
 class ProtocolTvlConfig(SeriesBackfillConfig):
