@@ -50,7 +50,9 @@ def test_a_run_prints_a_line_per_asset_and_a_summary(tmp_path, http, warehouse, 
         assert sum(line.startswith(f"  {asset} ") for line in lines) == 1, (asset, proc.stdout)
     progress = [(int(done), int(total)) for done, total in re.findall(r"\[(\d+)/(\d+) steps, ", proc.stdout)]
     assert len({total for _, total in progress}) == 1, progress  # one plan for the whole run
-    assert [done for done, _ in progress] == sorted({done for done, _ in progress}), progress  # steps only go up
+    # steps only go up; the tables of the warehouse multi-asset share its one step, so a count may repeat
+    assert [done for done, _ in progress] == sorted(done for done, _ in progress), progress
+    assert len({done for done, _ in progress}) < len(progress), progress
     summary = lines[-1]
     assert re.match(r"\[llama\] \d+ assets materialized in [\d.]+ s, [\d,]+ rows; checks: \d+ passed, \d+ failed\. "
                     r"Dagster's full log: .*run\.log$", summary), summary

@@ -18,8 +18,9 @@ from llama_pipeline_tests.defs.test_pipeline import serve
 
 
 def evaluate(instance: dg.DagsterInstance, warehouse: Warehouse):
-    context = dg.build_sensor_context(instance=instance, resources={"warehouse_reader": warehouse})
-    return capture_today_sensor(context)
+    # The Warehouse resource opens and closes its connections around an evaluation (setup/teardown).
+    with dg.build_sensor_context(instance=instance, resources={"warehouse_reader": warehouse}) as context:
+        return capture_today_sensor(context)
 
 
 @pytest.fixture
