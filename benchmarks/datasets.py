@@ -30,10 +30,10 @@ from scenarios.common import (DEFAULT_URL, SEED, Payloads, drop_schema, ensure_d
                               fresh_schema, log, median, table, timed)
 from scenarios.footprint import high_water_mb  # noqa: E402
 from scenarios.pipeline_hooks import materialize, pipeline_assets  # noqa: E402
-from llama_pipeline.http_client import DefiLlamaClient  # noqa: E402
-from llama_pipeline.io_manager import WarehouseIOManager  # noqa: E402
+from llama_pipeline.fetch.http_client import DefiLlamaClient  # noqa: E402
 from llama_pipeline.partitions import utc_today  # noqa: E402
-from llama_pipeline.warehouse import Warehouse  # noqa: E402
+from llama_pipeline.write.io_manager import WarehouseIOManager  # noqa: E402
+from llama_pipeline.write.warehouse import Warehouse  # noqa: E402
 from llama_pipeline_tests.testing import synthetic_datasets  # noqa: E402
 from llama_pipeline_tests.testing.payload_server import PayloadServer  # noqa: E402
 
@@ -132,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"D1. {name}: {seconds:.2f} s")
         figures["daily"] = {name: median(values) for name, values in runs.items()}
         # the day just loaded (with every dataset) is what the history scenarios start from
-        from llama_pipeline import history_selection
-        from llama_pipeline.warehouse import Warehouse as W
+        from llama_pipeline.fetch import history_selection
+        from llama_pipeline.write.warehouse import Warehouse as W
 
         with W(database_url=args.database_url, schema_name=schema_name).connection() as conn:
             slugs, _ = history_selection.top_projects(conn, schema_name, [], args.protocol_count)

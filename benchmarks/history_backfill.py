@@ -32,12 +32,12 @@ import dagster as dg  # noqa: E402
 import psycopg2  # noqa: E402
 
 from llama_pipeline.db_url import libpq_url  # noqa: E402
-from llama_pipeline.http_client import DefiLlamaClient  # noqa: E402
-from llama_pipeline.io_manager import WarehouseIOManager  # noqa: E402
+from llama_pipeline.fetch.http_client import DefiLlamaClient  # noqa: E402
 from llama_pipeline.partitions import utc_today  # noqa: E402
+from llama_pipeline.write.io_manager import WarehouseIOManager  # noqa: E402
 from llama_pipeline_tests.testing import synthetic  # noqa: E402
 from llama_pipeline_tests.testing.payload_server import PayloadServer, Response  # noqa: E402
-from llama_pipeline.warehouse import Warehouse, migrate_to_head  # noqa: E402
+from llama_pipeline.write.warehouse import Warehouse, migrate_to_head  # noqa: E402
 from llama_pipeline_tests.conftest import all_assets  # noqa: E402
 
 

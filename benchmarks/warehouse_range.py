@@ -49,9 +49,9 @@ def store_days(url: str, schema_name: str, days: list[dt.date], n_pools: int) ->
     import psycopg2
 
     from llama_pipeline.db_url import libpq_url
-    from llama_pipeline.payloads import RawPayload
-    from llama_pipeline.raw_archive import store
-    from llama_pipeline.warehouse import migrate_to_head
+    from llama_pipeline.fetch.payloads import RawPayload
+    from llama_pipeline.fetch.raw_archive import store
+    from llama_pipeline.write.warehouse import migrate_to_head
     from llama_pipeline_tests.testing import synthetic
 
     with contextlib.closing(psycopg2.connect(libpq_url(url))) as conn, conn, conn.cursor() as cur:
@@ -73,8 +73,8 @@ def child(args: argparse.Namespace) -> None:
     """In a fresh process: the floor, or the warehouse step for ``--first`` .. ``--last``."""
     import dagster as dg
 
-    from llama_pipeline.io_manager import WarehouseIOManager
-    from llama_pipeline.warehouse import Warehouse
+    from llama_pipeline.write.io_manager import WarehouseIOManager
+    from llama_pipeline.write.warehouse import Warehouse
 
     warehouse = Warehouse(database_url=args.database_url, schema_name=args.schema, migrate_on_start=False)
     first, last = dt.date.fromisoformat(args.first), dt.date.fromisoformat(args.last)
@@ -103,9 +103,10 @@ def child(args: argparse.Namespace) -> None:
 
 def _floor(warehouse, day: dt.date) -> dict:
     """Decode and parse the day as the step does, COPY the four tables' rows into keyless temp tables."""
-    from llama_pipeline import schema, warehouse_days
-    from llama_pipeline.pg_copy import copy_buffer
+    from llama_pipeline import schema
+    from llama_pipeline.decode import warehouse_days
     from llama_pipeline.decode.protocols import chain_rows, with_placeholders
+    from llama_pipeline.write.pg_copy import copy_buffer
 
     decoded = warehouse_days.decode_day(warehouse, day, protocols=True)
     frames = {"chains": chain_rows(day, decoded.pool_chain_spellings, decoded.protocol_chain_spellings),

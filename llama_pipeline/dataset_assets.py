@@ -8,9 +8,12 @@ import datetime as dt
 import dagster as dg
 from pydantic import Field
 
-from llama_pipeline import chart_fetch, clock, history_selection, quality, series_history
+from llama_pipeline import clock
+from llama_pipeline.fetch import chart_fetch, history_selection
+from llama_pipeline.fetch.raw_archive import MissingPayload, RawArchive
 from llama_pipeline.partitions import DAILY, days_of
-from llama_pipeline.raw_archive import MissingPayload, RawArchive
+from llama_pipeline.quality import rules as quality
+from llama_pipeline.write import series_history
 
 
 def common(group: str, kinds: set[str]) -> dict:

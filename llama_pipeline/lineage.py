@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import dagster as dg
 
-from llama_pipeline import coerce, schema
-from llama_pipeline.transform import chain_tvl as chain_tvl_transform
-from llama_pipeline.transform import lend_borrow as lend_borrow_transform
+from llama_pipeline import schema
+from llama_pipeline.decode import coerce
+from llama_pipeline.decode import chain_tvl_rows as chain_tvl_transform
+from llama_pipeline.decode import lend_borrow_rows as lend_borrow_transform
 from llama_pipeline.decode import pools as decode_pools
 from llama_pipeline.decode import protocols as decode_protocols
 
@@ -225,7 +226,7 @@ def metadata_for(asset: str) -> dict:
     """Definition metadata an asset adds for lineage: its column lineage, or for a raw asset the column
     schema of the API record it carries (the table storing it is described under ``archive_schema``)."""
     if asset in _RAW_SCHEMAS:
-        from llama_pipeline.table_write import column_schema
+        from llama_pipeline.write.table_write import column_schema
 
         return {"dagster/column_schema": _RAW_SCHEMAS[asset], "archive_schema": column_schema(schema.raw_payloads)}
     return {"dagster/column_lineage": column_lineage(asset)}

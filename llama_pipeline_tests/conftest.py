@@ -15,14 +15,14 @@ import psycopg2
 import pytest
 
 from llama_pipeline.db_url import libpq_url
-from llama_pipeline.http_client import DefiLlamaClient
-from llama_pipeline.io_manager import WarehouseIOManager
+from llama_pipeline.fetch.http_client import DefiLlamaClient
+from llama_pipeline.fetch.payloads import RawPayload, decode_records
+from llama_pipeline.fetch.raw_archive import store
 from llama_pipeline.partitions import utc_today
-from llama_pipeline.payloads import RawPayload, decode_records
-from llama_pipeline.raw_archive import store
+from llama_pipeline.write.io_manager import WarehouseIOManager
 from llama_pipeline_tests.testing import synthetic
 from llama_pipeline_tests.testing.payload_server import PayloadServer
-from llama_pipeline.warehouse import Warehouse, migrate_to_head
+from llama_pipeline.write.warehouse import Warehouse, migrate_to_head
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "defillama"
 

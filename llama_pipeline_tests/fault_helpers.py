@@ -76,7 +76,7 @@ def per_asset(snapshot: dict[str, list[tuple]]) -> dict[str, list]:
 @contextlib.contextmanager
 def scratch_schema(database_url: str) -> Iterator[str]:
     """A migrated schema of its own, dropped afterwards."""
-    from llama_pipeline.warehouse import migrate_to_head
+    from llama_pipeline.write.warehouse import migrate_to_head
 
     name = f"f_{uuid.uuid4().hex[:10]}"
     migrate_to_head(database_url, name)
@@ -125,9 +125,9 @@ def backend_gone(database_url: str, pid: int, timeout: float = 30) -> bool:
 def _main() -> int:
     import dagster as dg
 
-    from llama_pipeline.http_client import DefiLlamaClient
-    from llama_pipeline.io_manager import WarehouseIOManager
-    from llama_pipeline.warehouse import Warehouse
+    from llama_pipeline.fetch.http_client import DefiLlamaClient
+    from llama_pipeline.write.io_manager import WarehouseIOManager
+    from llama_pipeline.write.warehouse import Warehouse
     from llama_pipeline_tests.conftest import all_assets, asset_keys
 
     spec = json.loads(os.environ["LLAMA_FAULT_RUN"])

@@ -21,7 +21,7 @@ from llama_pipeline.defs.ingestion.assets import FETCH_RETRY_POLICY, raw_pools, 
 from llama_pipeline.partitions import utc_today
 from llama_pipeline_tests.testing import synthetic
 from llama_pipeline_tests.testing.payload_server import Response
-from llama_pipeline.warehouse import Warehouse, migrate_to_head
+from llama_pipeline.write.warehouse import Warehouse, migrate_to_head
 from llama_pipeline_tests.conftest import archive_payloads, materialize, warehouse_assets
 from llama_pipeline_tests.fault_helpers import (backend_gone, finish, per_asset, scratch_schema, start_run, state,
                                                 wait_for_write)

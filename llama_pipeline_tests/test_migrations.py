@@ -17,8 +17,8 @@ from alembic.migration import MigrationContext
 
 from llama_pipeline import schema
 from llama_pipeline.db_url import sqlalchemy_url
-from llama_pipeline.warehouse import migrate_to_head
-from llama_pipeline.warehouse_lock import MIGRATION_LOCK_KEY
+from llama_pipeline.write.warehouse import migrate_to_head
+from llama_pipeline.write.warehouse_lock import MIGRATION_LOCK_KEY
 from llama_pipeline_tests.testing import synthetic
 from llama_pipeline_tests.conftest import archive_payloads, materialize, warehouse_assets
 

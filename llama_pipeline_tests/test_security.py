@@ -13,10 +13,10 @@ import pytest
 from dagster._serdes import serialize_value
 
 from llama_pipeline.db_url import libpq_url
-from llama_pipeline.http_client import DefiLlamaClient
-from llama_pipeline.io_manager import WarehouseIOManager
+from llama_pipeline.fetch.http_client import DefiLlamaClient
 from llama_pipeline.partitions import utc_today
-from llama_pipeline.warehouse import Warehouse
+from llama_pipeline.write.io_manager import WarehouseIOManager
+from llama_pipeline.write.warehouse import Warehouse
 from llama_pipeline_tests.conftest import all_assets, asset_keys
 from llama_pipeline_tests.defs.test_checks import all_checks
 from llama_pipeline_tests.defs.test_pipeline import serve
@@ -109,7 +109,7 @@ def test_sql_takes_values_as_parameters_only():
                    "quote_ident(meta['partition_expr'])", "target", "', '.join(quote_ident(k) for k in key)",
                    "', '.join(c.name for c in _REJECT_COLUMNS)"}
     found = set()
-    for path in ("llama_pipeline/io_manager.py", "llama_pipeline/raw_archive.py"):
+    for path in ("llama_pipeline/write/io_manager.py", "llama_pipeline/fetch/raw_archive.py"):
         source = (ROOT / path).read_text()
         for match in re.finditer(r'f"{1,3}\s*(?:SELECT|INSERT|DELETE|UPDATE|COPY|CREATE)[^"]*"', source):
             found.update(re.findall(r"\{([^{}]*)\}", match.group(0)))
@@ -148,7 +148,7 @@ def test_a_broken_migration_keeps_its_traceback_without_the_password(secret_role
 
 def test_every_message_of_a_chain_is_scrubbed_and_every_frame_kept():
     from llama_pipeline.db_url import scrubbed
-    from llama_pipeline.warehouse import WarehouseError
+    from llama_pipeline.write.warehouse import WarehouseError
 
     password = f"Pw{uuid.uuid4().hex}Zq"
     url = f"postgresql://someone:{password}@127.0.0.1/db"

@@ -200,7 +200,7 @@ def test_range_backfill_shows_each_days_figures_and_checks_and_an_empty_day_fail
         server_url, database_url, schema_name, query_schema, monkeypatch, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
-    from llama_pipeline.warehouse import Warehouse
+    from llama_pipeline.write.warehouse import Warehouse
     from llama_pipeline_tests.conftest import archive_payloads
 
     names, _ = expected_graph(monkeypatch)

@@ -9,7 +9,7 @@ import dagster as dg
 import psycopg2
 import pytest
 
-from llama_pipeline.warehouse import Warehouse
+from llama_pipeline.write.warehouse import Warehouse
 
 
 def _backend(warehouse: Warehouse) -> int:

@@ -13,7 +13,7 @@ from alembic import context
 
 from llama_pipeline.db_url import sqlalchemy_url
 from llama_pipeline.schema import ALEMBIC_VERSION_TABLE, metadata
-from llama_pipeline.warehouse_lock import MIGRATION_LOCK_KEY, quote_ident
+from llama_pipeline.write.warehouse_lock import MIGRATION_LOCK_KEY, quote_ident
 
 config = context.config
 

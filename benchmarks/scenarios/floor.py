@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql as pg
 
 from llama_pipeline import schema as wschema
 from llama_pipeline.partitions import utc_today
-from llama_pipeline.pg_copy import copy_buffer
+from llama_pipeline.write.pg_copy import copy_buffer
 from llama_pipeline_tests.testing.payload_server import PayloadServer
 
 from .common import (TABLES, TARGETS, Bench, Checks, Payloads, connect, drop_schema, fmt, fresh_schema, log, median,

@@ -12,9 +12,9 @@ import resource
 import subprocess
 import sys
 
-from llama_pipeline.http_client import DefiLlamaClient
-from llama_pipeline.io_manager import WarehouseIOManager
-from llama_pipeline.warehouse import Warehouse
+from llama_pipeline.fetch.http_client import DefiLlamaClient
+from llama_pipeline.write.io_manager import WarehouseIOManager
+from llama_pipeline.write.warehouse import Warehouse
 from llama_pipeline_tests.testing.payload_server import PayloadServer
 
 from .common import (ROOT, TABLES, TARGETS, Bench, Checks, Payloads, connect, drop_schema, fmt, fresh_schema, log,

@@ -21,11 +21,11 @@ from collections.abc import Callable
 
 import dagster as dg
 
-from llama_pipeline import io_manager as io_manager_module
-from llama_pipeline import warehouse_days
-from llama_pipeline.partitions import utc_today
+from llama_pipeline.decode import warehouse_days
 from llama_pipeline.decode.pools import parse_pools
 from llama_pipeline.decode.protocols import chain_rows, listed_protocols, with_placeholders
+from llama_pipeline.partitions import utc_today
+from llama_pipeline.write import io_manager as io_manager_module
 
 
 # The datasets beside the yields have their own scenarios (benchmarks/datasets.py); these figures stay

@@ -15,10 +15,10 @@ from typing import Annotated
 
 import msgspec
 
-from llama_pipeline import coerce
+from llama_pipeline.decode import coerce
 from llama_pipeline.decode import fields
 from llama_pipeline.decode.fields import Number, doc
-from llama_pipeline.transform.batches import Reject
+from llama_pipeline.write.batches import Reject
 
 
 class ChartPoint(msgspec.Struct, gc=False):

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from llama_pipeline import coerce
+from llama_pipeline.decode import coerce
 
 _FLOAT_MAX = 1.7976931348623157e308
 _INT4_MAX = 2**31 - 1

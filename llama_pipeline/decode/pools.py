@@ -20,11 +20,13 @@ import msgspec
 import numpy as np
 import pandas as pd
 
-from llama_pipeline import coerce, payloads, schema
-from llama_pipeline.chain_aliases import canonical_chain
+from llama_pipeline import schema
+from llama_pipeline.decode import coerce
 from llama_pipeline.decode import fields
+from llama_pipeline.decode.chain_aliases import canonical_chain
 from llama_pipeline.decode.fields import CanonicalUuid, Int4, Number, Token, doc
-from llama_pipeline.transform.batches import Reject
+from llama_pipeline.fetch import payloads
+from llama_pipeline.write.batches import Reject
 
 INVALID_FIELDS = coerce.INVALID_FIELDS
 UNKNOWN = schema.UNKNOWN  # the chain or project of a pool whose own cannot be read

@@ -18,11 +18,12 @@ from typing import Annotated, Any
 import msgspec
 import pandas as pd
 
-from llama_pipeline import coerce, payloads
-from llama_pipeline.chain_aliases import canonical_chain
+from llama_pipeline.decode import coerce
 from llama_pipeline.decode import fields
+from llama_pipeline.decode.chain_aliases import canonical_chain
 from llama_pipeline.decode.fields import Int4, Number, Read, Token, doc
-from llama_pipeline.transform.batches import Reject
+from llama_pipeline.fetch import payloads
+from llama_pipeline.write.batches import Reject
 
 INVALID_FIELDS = coerce.INVALID_FIELDS
 

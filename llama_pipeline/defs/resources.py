@@ -7,12 +7,12 @@ import os
 
 import dagster as dg
 
-from llama_pipeline.http_client import (
+from llama_pipeline.fetch.http_client import (
     DEFAULT_CHAIN_TVL_URL, DEFAULT_CHAINS_URL, DEFAULT_CHART_URL, DEFAULT_LEND_BORROW_CHART_URL,
     DEFAULT_LEND_BORROW_URL, DEFAULT_POOLS_URL, DEFAULT_PROTOCOL_URL, DEFAULT_PROTOCOLS_URL, DefiLlamaClient,
 )
-from llama_pipeline.io_manager import WarehouseIOManager
-from llama_pipeline.warehouse import Warehouse
+from llama_pipeline.write.io_manager import WarehouseIOManager
+from llama_pipeline.write.warehouse import Warehouse
 
 
 def _env_or(name: str, default: str) -> str | dg.EnvVar:

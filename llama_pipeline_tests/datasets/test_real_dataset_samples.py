@@ -7,11 +7,11 @@ import datetime as dt
 
 import pytest
 
-from llama_pipeline.payloads import decode_records
+from llama_pipeline.decode.chain_tvl_rows import parse_chain_list, parse_chain_tvl
+from llama_pipeline.decode.lend_borrow_rows import parse_lend_borrow
+from llama_pipeline.decode.protocol_tvl_rows import parse_protocol
+from llama_pipeline.fetch.payloads import decode_records
 from llama_pipeline.schema_datasets import TOTAL_CHAIN
-from llama_pipeline.transform.chain_tvl import parse_chain_list, parse_chain_tvl
-from llama_pipeline.transform.lend_borrow import parse_lend_borrow
-from llama_pipeline.transform.protocol_tvl import parse_protocol
 from llama_pipeline_tests.conftest import FIXTURES, all_assets, dataset_assets, materialize
 
 pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"real samples not present at {FIXTURES}")

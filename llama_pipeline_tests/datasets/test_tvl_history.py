@@ -8,12 +8,12 @@ import json
 
 import dagster as dg
 
-from llama_pipeline.defs.chain_tvl.assets import chain_tvl_daily
 from llama_pipeline.defs.chain_tvl import checks as chain_checks
-from llama_pipeline.defs.protocol_tvl.assets import protocol_tvl_daily
+from llama_pipeline.defs.chain_tvl.assets import chain_tvl_daily
 from llama_pipeline.defs.protocol_tvl import checks as protocol_checks
+from llama_pipeline.defs.protocol_tvl.assets import protocol_tvl_daily
+from llama_pipeline.fetch.payloads import decompress
 from llama_pipeline.partitions import utc_today
-from llama_pipeline.payloads import decompress
 from llama_pipeline_tests.conftest import all_assets, dataset_assets, materialize
 from llama_pipeline_tests.testing import synthetic, synthetic_datasets
 from llama_pipeline_tests.testing.payload_server import Response

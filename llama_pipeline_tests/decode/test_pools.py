@@ -18,10 +18,10 @@ import random
 import pandas as pd
 import pytest
 
-from llama_pipeline import coerce
+from llama_pipeline.decode import coerce
 from llama_pipeline.decode import pools
 from llama_pipeline.decode.pools import UNKNOWN, chains_and_projects, parse_pools
-from llama_pipeline.payloads import PayloadError
+from llama_pipeline.fetch.payloads import PayloadError
 from llama_pipeline_tests.conftest import FIXTURES
 from llama_pipeline_tests.testing import synthetic
 

@@ -8,11 +8,11 @@ import math
 
 import pytest
 
-from llama_pipeline import coerce
+from llama_pipeline.decode import coerce
 from llama_pipeline.decode import protocols
 from llama_pipeline.decode.protocols import (chain_rows, listed_protocols, parse_protocols,
                                              protocol_chain_spellings, with_placeholders)
-from llama_pipeline.payloads import PayloadError
+from llama_pipeline.fetch.payloads import PayloadError
 from llama_pipeline_tests.conftest import FIXTURES
 from llama_pipeline_tests.testing import synthetic
 

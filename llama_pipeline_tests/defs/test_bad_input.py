@@ -209,7 +209,7 @@ def test_a_collapsed_payload_is_not_archived_over_a_full_day(resources, http, qu
 
 
 def test_no_network_fails_at_once_naming_the_url(resources, http, query, small_day):
-    from llama_pipeline.http_client import DefiLlamaClient
+    from llama_pipeline.fetch.http_client import DefiLlamaClient
 
     serve(http, *small_day)
     offline = dict(resources, defillama=DefiLlamaClient(

@@ -11,8 +11,8 @@ import threading
 import pytest
 
 from llama_pipeline import clock
-from llama_pipeline.payloads import RawPayload
-from llama_pipeline.raw_archive import store
+from llama_pipeline.fetch.payloads import RawPayload
+from llama_pipeline.fetch.raw_archive import store
 from llama_pipeline_tests.conftest import all_assets, archive_payloads, materialize
 from llama_pipeline_tests.defs.test_bad_input import failure_message
 from llama_pipeline_tests.defs.test_pipeline import serve, snapshot_of
@@ -161,7 +161,7 @@ def test_a_client_error_is_not_retried_by_the_run(resources, http, query, small_
 def test_todays_archive_write_never_waits_behind_a_range_runs_table_locks(
         resources, http, query, warehouse, small_day):
     from llama_pipeline import schema
-    from llama_pipeline.warehouse_lock import partition_lock_key
+    from llama_pipeline.write.warehouse_lock import partition_lock_key
 
     serve(http, *small_day)
     # What a long range run holds for its whole write: the lock of every table it writes.
@@ -190,7 +190,7 @@ def test_todays_archive_write_never_waits_behind_a_range_runs_table_locks(
 
 
 def test_only_what_a_later_attempt_can_get_past_is_retryable():
-    from llama_pipeline.http_client import FetchError
+    from llama_pipeline.fetch.http_client import FetchError
 
     assert [FetchError("x", status=s).retryable for s in (408, 429, 500, 503)] == [True] * 4
     assert [FetchError("x", status=s).retryable for s in (400, 401, 402, 403, 404, 410)] == [False] * 6
@@ -198,7 +198,7 @@ def test_only_what_a_later_attempt_can_get_past_is_retryable():
 
 
 def test_a_capture_left_pending_by_a_dead_run_is_marked_abandoned(resources, http, query, warehouse, small_day):
-    from llama_pipeline import quarantine
+    from llama_pipeline.fetch import quarantine
 
     pools_payload, protocols = small_day
     body = synthetic.dumps(pools_payload)

@@ -9,9 +9,10 @@ import uuid
 import dagster as dg
 import pytest
 
-from llama_pipeline import capture_plan, clock
+from llama_pipeline import clock
 from llama_pipeline.defs.ingestion.capture import capture_today_sensor
-from llama_pipeline.warehouse import Warehouse
+from llama_pipeline.fetch import capture_plan
+from llama_pipeline.write.warehouse import Warehouse
 from llama_pipeline_tests.conftest import all_assets, archive_payloads, materialize
 from llama_pipeline_tests.defs.test_capture import store_today
 from llama_pipeline_tests.defs.test_pipeline import serve

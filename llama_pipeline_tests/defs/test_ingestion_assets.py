@@ -7,8 +7,8 @@ import datetime as dt
 import dagster as dg
 
 from llama_pipeline.defs.ingestion.assets import raw_pools, raw_protocols
+from llama_pipeline.fetch.raw_archive import FetchedPayloads
 from llama_pipeline.partitions import utc_today
-from llama_pipeline.raw_archive import FetchedPayloads
 from llama_pipeline_tests.testing import synthetic
 from llama_pipeline_tests.conftest import archive_payloads
 

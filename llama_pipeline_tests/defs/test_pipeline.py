@@ -52,7 +52,7 @@ def test_whole_graph_loads_today(resources, http, query, small_day):
                 (first["pool"],))
     assert row == [(float(first["tvlUsd"]), first["apy"], first["symbol"])]
     # The raw payload is archived byte for byte.
-    from llama_pipeline.raw_archive import load
+    from llama_pipeline.fetch.raw_archive import load
     assert load(resources["warehouse"], "pools", today).body == synthetic.dumps(pools_payload)
     # Metadata for the UI.
     snap = [e for e in result.get_asset_materialization_events() if e.asset_key.path == ["pool_snapshots"]][0]
@@ -178,8 +178,8 @@ def test_downstream_replays_stored_payload_without_network(resources, http, quer
 
 
 def test_a_day_whose_protocols_failed_still_loads_from_its_pools(resources, query, warehouse):
-    from llama_pipeline.payloads import RawPayload, decode_records
-    from llama_pipeline.raw_archive import store
+    from llama_pipeline.fetch.payloads import RawPayload, decode_records
+    from llama_pipeline.fetch.raw_archive import store
 
     protocols = synthetic.generate_protocols(60, seed=4)
     payload = synthetic.generate_pools(90, seed=4, protocols=protocols)

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from llama_pipeline.transform.chain_tvl import parse_chain_list, parse_chain_tvl
-from llama_pipeline.transform.protocol_tvl import parse_protocol
+from llama_pipeline.decode.chain_tvl_rows import parse_chain_list, parse_chain_tvl
+from llama_pipeline.decode.protocol_tvl_rows import parse_protocol
 from llama_pipeline_tests.conftest import FIXTURES
 from llama_pipeline_tests.testing import synthetic, synthetic_datasets
 

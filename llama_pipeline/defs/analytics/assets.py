@@ -1,7 +1,7 @@
 """Analytics over the warehouse tables, as assets downstream of them.
 
 Four are tables that their asset keeps up to date for the days a run loads (``llama_pipeline/
-analytics_tables.py``): ``chain_daily_stats`` and ``project_daily_stats`` replace those days' rows,
+analytics/tables.py``): ``chain_daily_stats`` and ``project_daily_stats`` replace those days' rows,
 ``pool_latest`` recomputes the pools those days touch, and ``pool_apy_stats`` (a fixed 30-day window) is
 replaced, so a day costs the same at any history length. ``pool_latest`` and ``pool_apy_stats`` are
 as of the newest stored day whatever partition runs (their metadata says so: ``as_of_date``).
@@ -17,10 +17,12 @@ import time
 import dagster as dg
 import sqlalchemy as sa
 
-from llama_pipeline import analytics_tables, day_metadata, lineage, schema
+from llama_pipeline import lineage, schema
+from llama_pipeline.analytics import tables as analytics_tables
 from llama_pipeline.partitions import DAILY, days_of
-from llama_pipeline.warehouse import Warehouse
-from llama_pipeline.warehouse_lock import quote_ident
+from llama_pipeline.write import day_metadata
+from llama_pipeline.write.warehouse import Warehouse
+from llama_pipeline.write.warehouse_lock import quote_ident
 
 
 def _type(column: sa.Column) -> str:

@@ -7,18 +7,19 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from llama_pipeline import history_selection, lineage, schema
-from llama_pipeline.dimension_merge import FoldedDays
+from llama_pipeline import lineage, schema
 from llama_pipeline.dataset_assets import SeriesBackfillConfig, common, run_series, should_fetch, stored_records
+from llama_pipeline.decode.chain_tvl_rows import CHAIN_LIST_COLUMNS, parse_chain_list, parse_chain_tvl
 from llama_pipeline.defs.ingestion.assets import FETCH_RETRY_POLICY, collect_payloads
-from llama_pipeline.http_client import DefiLlamaClient
-from llama_pipeline.table_write import ARCHIVE, UPSERT, column_schema, table_metadata
-from llama_pipeline.raw_archive import RawArchive
+from llama_pipeline.fetch import history_selection
+from llama_pipeline.fetch.http_client import DefiLlamaClient
+from llama_pipeline.fetch.raw_archive import RawArchive
 from llama_pipeline.schema_datasets import chain_tvl_daily as tvl_table
-from llama_pipeline.series_history import SeriesKind
-from llama_pipeline.transform.batches import DailyBatch
-from llama_pipeline.transform.chain_tvl import CHAIN_LIST_COLUMNS, parse_chain_list, parse_chain_tvl
-from llama_pipeline.warehouse import Warehouse
+from llama_pipeline.write.batches import DailyBatch
+from llama_pipeline.write.dimension_merge import FoldedDays
+from llama_pipeline.write.series_history import SeriesKind
+from llama_pipeline.write.table_write import ARCHIVE, UPSERT, column_schema, table_metadata
+from llama_pipeline.write.warehouse import Warehouse
 
 CHAIN_TVL = SeriesKind("chain_tvl", "chain_tvl_daily", tvl_table, parse_chain_tvl)
 

@@ -2,11 +2,11 @@
 
 import dagster as dg
 
-from llama_pipeline import quality_datasets
 from llama_pipeline.dataset_assets import whole_table_check
 from llama_pipeline.defs.ingestion.checks import run_days
 from llama_pipeline.partitions import DAILY
-from llama_pipeline.warehouse import Warehouse
+from llama_pipeline.quality import dataset_rules as quality_datasets
+from llama_pipeline.write.warehouse import Warehouse
 
 from .assets import chain_metadata, chain_tvl_daily
 

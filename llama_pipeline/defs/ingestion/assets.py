@@ -7,15 +7,17 @@ from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
 
-from llama_pipeline import clock, lineage, quality, quarantine, raw_archive, schema
+from llama_pipeline import clock, lineage, schema
 from llama_pipeline.decode.pools import parse_pools
 from llama_pipeline.decode.protocols import listed_protocols
-from llama_pipeline.http_client import DefiLlamaClient, FetchError
-from llama_pipeline.table_write import ARCHIVE, table_metadata
+from llama_pipeline.fetch import quarantine, raw_archive
+from llama_pipeline.fetch.http_client import DefiLlamaClient, FetchError
+from llama_pipeline.fetch.payloads import Endpoint, PayloadError, RawPayload, compress, decode_records
+from llama_pipeline.fetch.raw_archive import FetchedPayloads
 from llama_pipeline.partitions import DAILY, days_of
-from llama_pipeline.payloads import Endpoint, PayloadError, RawPayload, compress, decode_records
-from llama_pipeline.raw_archive import FetchedPayloads
-from llama_pipeline.warehouse import Warehouse
+from llama_pipeline.quality import rules as quality
+from llama_pipeline.write.table_write import ARCHIVE, table_metadata
+from llama_pipeline.write.warehouse import Warehouse
 
 
 def _without_credentials(url: str) -> str:

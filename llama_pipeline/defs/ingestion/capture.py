@@ -1,5 +1,5 @@
 """The capture sensor: today's /pools and /protocols are captured as soon as the pipeline runs and
-today has none, and refreshed through the day (rules and settings in ``llama_pipeline.capture_plan``).
+today has none, and refreshed through the day (rules and settings in ``llama_pipeline.fetch.capture_plan``).
 
 The 23:00 UTC schedule alone gives a day one chance: a daemon down at 23:00, an API outage that hour
 or a run that starts after midnight loses the day for good. The sensor requests the same whole-graph
@@ -13,10 +13,11 @@ import time
 
 import dagster as dg
 
-from llama_pipeline import capture_plan, clock
+from llama_pipeline import clock
 from llama_pipeline.defs.warehouse.schedules import daily_refresh
+from llama_pipeline.fetch import capture_plan
 from llama_pipeline.partitions import DAILY
-from llama_pipeline.warehouse import Warehouse, WarehouseError
+from llama_pipeline.write.warehouse import Warehouse, WarehouseError
 
 _NOT_FINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
                  dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]

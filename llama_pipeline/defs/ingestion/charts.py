@@ -5,12 +5,14 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
-from llama_pipeline import chart_fetch, chart_pools, chart_store, raw_archive, schema
-from llama_pipeline.http_client import DefiLlamaClient
-from llama_pipeline.table_write import column_schema
+from llama_pipeline import schema
+from llama_pipeline.fetch import chart_fetch, chart_pools, raw_archive
+from llama_pipeline.fetch.http_client import DefiLlamaClient
 from llama_pipeline.partitions import DAILY, days_of
-from llama_pipeline.warehouse import Warehouse
-from llama_pipeline.warehouse_lock import quote_ident
+from llama_pipeline.write import chart_store
+from llama_pipeline.write.table_write import column_schema
+from llama_pipeline.write.warehouse import Warehouse
+from llama_pipeline.write.warehouse_lock import quote_ident
 
 from .assets import raw_pools
 

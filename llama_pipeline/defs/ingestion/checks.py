@@ -3,7 +3,7 @@ appeared or vanished since the previous stored day (warnings).
 
 Checks are partitioned like their assets, so results are stored per day; a range run judges every day
 of the range and reports each day's own result (``daily_check_results``). The
-rules live in ``llama_pipeline.quality``; thresholds and how to change them are described there and
+rules live in ``llama_pipeline.quality.rules``; thresholds and how to change them are described there and
 in RELIABILITY.md.
 """
 
@@ -14,10 +14,12 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
-from llama_pipeline import capture_plan, clock, quality
-from llama_pipeline.daily_check_results import DailyResults, run_days
+from llama_pipeline import clock
+from llama_pipeline.fetch import capture_plan
 from llama_pipeline.partitions import DAILY
-from llama_pipeline.warehouse import Warehouse
+from llama_pipeline.quality import rules as quality
+from llama_pipeline.quality.daily_check_results import DailyResults, run_days
+from llama_pipeline.write.warehouse import Warehouse
 
 from .assets import raw_pools, raw_protocols
 

@@ -4,16 +4,17 @@ import uuid
 
 import dagster as dg
 
-from llama_pipeline import lend_borrow_store, lineage, schema
+from llama_pipeline import lineage, schema
 from llama_pipeline.dataset_assets import common, stored_records
+from llama_pipeline.decode.lend_borrow_rows import lend_borrow_summary, parse_lend_borrow
 from llama_pipeline.defs.ingestion.assets import FETCH_RETRY_POLICY, collect_payloads
-from llama_pipeline.http_client import DefiLlamaClient
-from llama_pipeline.table_write import ARCHIVE, column_schema, table_metadata
+from llama_pipeline.fetch.http_client import DefiLlamaClient
+from llama_pipeline.fetch.raw_archive import RawArchive
 from llama_pipeline.partitions import days_of
-from llama_pipeline.raw_archive import RawArchive
 from llama_pipeline.schema_datasets import lend_borrow_snapshots as snapshots_table
-from llama_pipeline.transform.lend_borrow import lend_borrow_summary, parse_lend_borrow
-from llama_pipeline.warehouse import Warehouse
+from llama_pipeline.write import lend_borrow_store
+from llama_pipeline.write.table_write import ARCHIVE, column_schema, table_metadata
+from llama_pipeline.write.warehouse import Warehouse
 
 
 @dg.asset(metadata={**table_metadata(schema.raw_payloads, ARCHIVE), "endpoint": "lend_borrow",

@@ -2,10 +2,10 @@
 
 import dagster as dg
 
-from llama_pipeline import quality, quality_datasets
 from llama_pipeline.defs.ingestion.checks import run_days
 from llama_pipeline.partitions import DAILY
-from llama_pipeline.warehouse import Warehouse
+from llama_pipeline.quality import rules as quality, dataset_rules as quality_datasets
+from llama_pipeline.write.warehouse import Warehouse
 
 from .assets import lend_borrow_snapshots, raw_lend_borrow
 

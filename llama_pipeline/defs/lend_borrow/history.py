@@ -5,15 +5,16 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
-from llama_pipeline import history_selection, lineage
+from llama_pipeline import lineage
 from llama_pipeline.dataset_assets import SeriesBackfillConfig, common, run_series, should_fetch
-from llama_pipeline.http_client import DefiLlamaClient, without_key
-from llama_pipeline.table_write import column_schema
+from llama_pipeline.decode.lend_borrow_rows import parse_lend_borrow_chart
+from llama_pipeline.fetch import history_selection
+from llama_pipeline.fetch.http_client import DefiLlamaClient, without_key
 from llama_pipeline.schema_datasets import lend_borrow_snapshots as snapshots_table
-from llama_pipeline.series_history import SeriesKind
-from llama_pipeline.transform.lend_borrow import parse_lend_borrow_chart
-from llama_pipeline.warehouse import Warehouse
-from llama_pipeline.warehouse_lock import quote_ident
+from llama_pipeline.write.series_history import SeriesKind
+from llama_pipeline.write.table_write import column_schema
+from llama_pipeline.write.warehouse import Warehouse
+from llama_pipeline.write.warehouse_lock import quote_ident
 
 from .assets import lend_borrow_snapshots
 

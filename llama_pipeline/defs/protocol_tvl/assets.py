@@ -3,14 +3,15 @@
 import dagster as dg
 from pydantic import Field
 
-from llama_pipeline import history_selection, lineage
+from llama_pipeline import lineage
 from llama_pipeline.dataset_assets import SeriesBackfillConfig, common, run_series, should_fetch
-from llama_pipeline.http_client import DefiLlamaClient
-from llama_pipeline.table_write import column_schema
+from llama_pipeline.decode.protocol_tvl_rows import parse_protocol
+from llama_pipeline.fetch import history_selection
+from llama_pipeline.fetch.http_client import DefiLlamaClient
 from llama_pipeline.schema_datasets import protocol_tvl_daily as tvl_table
-from llama_pipeline.series_history import SeriesKind
-from llama_pipeline.transform.protocol_tvl import parse_protocol
-from llama_pipeline.warehouse import Warehouse
+from llama_pipeline.write.series_history import SeriesKind
+from llama_pipeline.write.table_write import column_schema
+from llama_pipeline.write.warehouse import Warehouse
 
 PROTOCOL_TVL = SeriesKind("protocol", "protocol_tvl_daily", tvl_table, parse_protocol, large_responses=True)
 

@@ -8,16 +8,17 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from llama_pipeline import lineage, schema, warehouse_days
-from llama_pipeline.day_metadata import failed_days_message
-from llama_pipeline.dimension_merge import FoldedDays
+from llama_pipeline import lineage, schema
+from llama_pipeline.decode import warehouse_days
 from llama_pipeline.partitions import DAILY, days_of
-from llama_pipeline.project_renames_store import Move, moved_pools, record_renames
 from llama_pipeline.schema_datasets import project_renames as renames_table
-from llama_pipeline.spooled_rows import SpooledDays
-from llama_pipeline.table_write import REPLACE_PARTITION, UPSERT, column_schema, table_metadata
-from llama_pipeline.warehouse import Warehouse
-from llama_pipeline.warehouse_lock import quote_ident
+from llama_pipeline.write.day_metadata import failed_days_message
+from llama_pipeline.write.dimension_merge import FoldedDays
+from llama_pipeline.write.project_renames_store import Move, moved_pools, record_renames
+from llama_pipeline.write.spooled_rows import SpooledDays
+from llama_pipeline.write.table_write import REPLACE_PARTITION, UPSERT, column_schema, table_metadata
+from llama_pipeline.write.warehouse import Warehouse
+from llama_pipeline.write.warehouse_lock import quote_ident
 
 CHAINS, PROJECTS, POOLS, POOL_SNAPSHOTS = (dg.AssetKey(name) for name in
                                            ("chains", "projects", "pools", "pool_snapshots"))

@@ -13,11 +13,12 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
-from llama_pipeline import clock, quality
-from llama_pipeline.daily_check_results import DailyResults, run_days
+from llama_pipeline import clock
 from llama_pipeline.defs.ingestion.checks import yesterday_captured
 from llama_pipeline.partitions import DAILY
-from llama_pipeline.warehouse import Warehouse
+from llama_pipeline.quality import rules as quality
+from llama_pipeline.quality.daily_check_results import DailyResults, run_days
+from llama_pipeline.write.warehouse import Warehouse
 
 from .assets import CHAINS as chains, POOL_SNAPSHOTS as pool_snapshots, POOLS as pools, PROJECTS as projects
 

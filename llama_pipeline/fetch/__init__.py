@@ -1,0 +1,1 @@
+"""Fetching and archiving: the DeFiLlama client, capture rules, the raw archive and quarantine."""

@@ -1,0 +1,1 @@
+"""Writing to the warehouse: the IO manager, COPY, merges, locks and the database itself."""
