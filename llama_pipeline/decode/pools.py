@@ -145,6 +145,15 @@ def parse_pools(body: bytes, day: dt.date, url: str = "pools") -> ParsedPools:
     return _parse_records(payloads.decode_records("pools", body, url), day)
 
 
+def record_count(body: bytes, url: str = "pools") -> int:
+    """How many records the body holds, as the capture checks it: a clean body in one model decode (no
+    rows built), any other through ``parse_pools``, which raises ``PayloadError`` for an unusable body."""
+    document = fields.decode_or_none(_DECODER, body)
+    if document is not None and document.data and document.status == "success":
+        return len(document.data)
+    return parse_pools(body, dt.date.min, url).record_count
+
+
 def chains_and_projects(body: bytes) -> tuple[dict[str, set[str]], set[str]]:
     """The chain spellings and project slugs of a day's kept pools (what ``chains`` and ``projects`` need)."""
     parsed = parse_pools(body, dt.date.min)

@@ -162,6 +162,12 @@ def records(body: bytes, url: str = "protocols") -> list:
     return _records(body, url)[0]
 
 
+def record_count(body: bytes, url: str = "protocols") -> int:
+    """How many records the body holds (``PayloadError`` for an unusable body); each record is judged
+    when the warehouse step reads it (``listed_protocols``), which sets a bad one aside with its reason."""
+    return len(_records(body, url)[0])
+
+
 def _records(body: bytes, url: str) -> tuple[list, bool]:
     """The records, and whether every value in them is storable as decoded (``fields.all_storable``)."""
     try:

@@ -8,8 +8,8 @@ from urllib.parse import urlsplit, urlunsplit
 import dagster as dg
 
 from llama_pipeline import clock, lineage, schema
-from llama_pipeline.decode.pools import parse_pools
-from llama_pipeline.decode.protocols import listed_protocols
+from llama_pipeline.decode import pools as pools_model
+from llama_pipeline.decode import protocols as protocols_model
 from llama_pipeline.fetch import quarantine, raw_archive
 from llama_pipeline.fetch.http_client import DefiLlamaClient, FetchError
 from llama_pipeline.fetch.payloads import Endpoint, PayloadError, RawPayload, compress, decode_records
@@ -55,12 +55,12 @@ def _validate(warehouse: Warehouse, endpoint: Endpoint, day: dt.date, payload: R
         raise Refused(f"/{endpoint} answered at {payload.fetched_at.isoformat()}, after {day.isoformat()} ended: "
                       "it describes the next day")
     try:
-        # /pools and /protocols are read by their models, as the warehouse step will read the stored body:
-        # a body the model cannot read is refused here, before it can replace a good capture.
+        # /pools and /protocols are judged by their models' decode, as the warehouse step will read the stored
+        # body: one the model cannot read as a whole is refused here, before it can replace a good capture.
         if endpoint == "pools":
-            count = parse_pools(payload.body, day, payload.url).record_count
+            count = pools_model.record_count(payload.body, payload.url)
         elif endpoint == "protocols":
-            count = listed_protocols(payload.body, day, payload.url).record_count
+            count = protocols_model.record_count(payload.body, payload.url)
         else:  # the datasets' payloads: parsed by their own assets
             count = len(decode_records(endpoint, payload.body, payload.url))
     except PayloadError as error:
