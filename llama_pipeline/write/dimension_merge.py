@@ -36,7 +36,7 @@ def fold_days(
     both = pd.concat([folded, frame], ignore_index=True)
     grouped = both.groupby(key, sort=False)
     merged = both.drop_duplicates(subset=key, keep="last").set_index(key)  # days arrive in ascending order
-    merged[schema.FIRST_SEEN] = grouped[schema.FIRST_SEEN].min()
+    merged[schema.FIRST_SEEN] = _earliest(both, key)
     for column in table.columns:
         if column.info.get("merge") == "union":
             merged[column.name] = grouped[column.name].agg(
@@ -46,6 +46,15 @@ def fold_days(
             known = both[both[column.name] != placeholder].groupby(key, sort=False)[column.name].last()
             merged.loc[known.index, column.name] = known
     return merged.reset_index()[[c.name for c in table.columns]]
+
+
+def _earliest(both: pd.DataFrame, key: list[str]) -> pd.Series:
+    """Each key's earliest first-seen day. The days are Python dates, on which pandas' grouped min falls
+    back to one Python call per key (4 s of a 5-day range of 17,000 pools); as datetime64 it is one pass."""
+    days = pd.to_datetime(both[schema.FIRST_SEEN])
+    if days.isna().any():  # not expected (the column is NOT NULL), but never turn a NULL into NaT
+        return both.groupby(key, sort=False)[schema.FIRST_SEEN].min()
+    return days.groupby([both[k] for k in key], sort=False).min().dt.date
 
 
 @dataclasses.dataclass
