@@ -135,8 +135,8 @@ class _Kept:
 def parse_pools(body: bytes, day: dt.date, url: str = "pools") -> ParsedPools:
     """The day's rows from the whole ``/pools`` body (envelope included); raises ``PayloadError`` when
     the body as a whole is unusable (not JSON, truncated, status not success, no records)."""
-    document = fields.decode_or_none(_DECODER, body)
-    if document is not None and document.data and document.status == "success":
+    document = _clean_document(body)
+    if document is not None:
         names = _Names()
         kept = _clean_day(document.data, names, fields.all_storable(body))
         if kept is not None:
@@ -148,16 +148,16 @@ def parse_pools(body: bytes, day: dt.date, url: str = "pools") -> ParsedPools:
 def record_count(body: bytes, url: str = "pools") -> int:
     """How many records the body holds, as the capture checks it: a clean body in one model decode (no
     rows built), any other through ``parse_pools``, which raises ``PayloadError`` for an unusable body."""
-    document = fields.decode_or_none(_DECODER, body)
-    if document is not None and document.data and document.status == "success":
+    document = _clean_document(body)
+    if document is not None:
         return len(document.data)
     return parse_pools(body, dt.date.min, url).record_count
 
 
-def chains_and_projects(body: bytes) -> tuple[dict[str, set[str]], set[str]]:
-    """The chain spellings and project slugs of a day's kept pools (what ``chains`` and ``projects`` need)."""
-    parsed = parse_pools(body, dt.date.min)
-    return parsed.chain_spellings, set(parsed.pools["project"])
+def _clean_document(body: bytes) -> PoolsDocument | None:
+    """The body decoded by the model in one pass, when it fits as a whole and holds records."""
+    document = fields.decode_or_none(_DECODER, body)
+    return document if document is not None and document.data and document.status == "success" else None
 
 
 class _Names:

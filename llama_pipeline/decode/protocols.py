@@ -157,11 +157,6 @@ def parse_protocols(body: bytes, day: dt.date, pool_projects: set[str] = frozens
     return with_placeholders(listed_protocols(body, day), pool_projects, day)
 
 
-def records(body: bytes, url: str = "protocols") -> list:
-    """The body's list of records; raises ``PayloadError`` when the body as a whole is unusable."""
-    return _records(body, url)[0]
-
-
 def record_count(body: bytes, url: str = "protocols") -> int:
     """How many records the body holds (``PayloadError`` for an unusable body); each record is judged
     when the warehouse step reads it (``listed_protocols``), which sets a bad one aside with its reason."""
@@ -252,7 +247,7 @@ def _chain_spellings(found: list) -> dict[str, set[str]]:
 
 def protocol_chain_spellings(body: bytes) -> dict[str, set[str]]:
     """The chain spellings in the protocols' ``chains`` lists."""
-    return _chain_spellings(records(body))
+    return _chain_spellings(_records(body, "protocols")[0])
 
 
 def chain_rows(day: dt.date, *spellings: dict[str, set[str]]) -> pd.DataFrame:

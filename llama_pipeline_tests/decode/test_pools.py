@@ -20,7 +20,7 @@ import pytest
 
 from llama_pipeline.decode import coerce
 from llama_pipeline.decode import pools
-from llama_pipeline.decode.pools import UNKNOWN, chains_and_projects, parse_pools
+from llama_pipeline.decode.pools import UNKNOWN, parse_pools
 from llama_pipeline.fetch.payloads import PayloadError
 from llama_pipeline_tests.conftest import FIXTURES
 from llama_pipeline_tests.testing import synthetic
@@ -165,11 +165,12 @@ def test_only_the_pool_id_sets_a_record_aside():
     assert set(parsed.snapshots.iloc[-1]["extra"]["_invalid_fields"]) == {"chain", "project"}
 
 
-def test_chains_and_projects_see_the_same_names_as_parse_pools():
+def test_a_days_chain_spellings_and_projects_are_those_of_its_kept_pools():
+    """What ``chains`` and ``projects`` take from the day (``warehouse_days.decode_day``)."""
     records = [{"pool": POOL, "chain": 56, "project": 123}, {"pool": "bad", "chain": "BSC", "project": "x"},
                {"pool": "11111111-2222-4333-8444-555555555555", "chain": "Binance", "project": " y "}]
     parsed = parse_pools(body(records), DAY)
-    spellings, projects = chains_and_projects(body(records))
+    spellings, projects = parsed.chain_spellings, set(parsed.pools["project"])
     assert set(parsed.pools["chain"]) == set(spellings) and set(parsed.pools["project"]) == projects
     assert spellings == {"56": {"56"}, "BSC": {"Binance"}} and projects == {"123", "y"}
 
