@@ -1,13 +1,11 @@
-"""The daily refresh: the whole graph for the current UTC day."""
+"""The daily refresh: the whole graph for the current UTC day (the job's daily partitions are inferred from
+its assets')."""
 
 import dagster as dg
-
-from llama_pipeline.partitions import DAILY
 
 daily_refresh = dg.define_asset_job(
     "daily_refresh",
     selection=dg.AssetSelection.all(),
-    partitions_def=DAILY,
     description="Fetch today's /pools and /protocols and load every table for today.",
 )
 
