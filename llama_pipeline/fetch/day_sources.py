@@ -60,8 +60,11 @@ def _pools_days(warehouse: Warehouse, days: Sequence[dt.date]) -> set[dt.date]:
 
 
 def judge(warehouse: Warehouse, endpoint: Endpoint, of_days: int, uncaptured: Sequence[dt.date]) -> UncapturedDays:
-    """Sort the run's past days without a stored ``endpoint`` capture into filled and empty."""
-    if not uncaptured:
+    """Sort the run's past days without a stored ``endpoint`` capture into filled and empty.
+
+    Only /pools and /protocols are judged: the datasets beside the yields (lending, chain list) are
+    not built from /pools, and their past days have histories of their own."""
+    if not uncaptured or endpoint not in ("pools", "protocols"):
         return UncapturedDays(endpoint, of_days, {}, {})
     charts = chart_point_counts(warehouse, uncaptured)
     # /protocols missing on a day whose /pools capture is stored is not a day without data: the
