@@ -80,5 +80,6 @@ def judge(warehouse: Warehouse, endpoint: Endpoint, of_days: int, uncaptured: Se
         elif endpoint == "pools":
             empty[day] = f"neither a stored /pools payload nor stored chart history, {WHAT_TO_DO}"
         else:
-            empty[day] = f"no /protocols capture, and neither a stored /pools payload nor stored chart history, {WHAT_TO_DO}"
+            empty[day] = ("no /protocols capture, and neither a stored /pools payload nor stored chart history, "
+                          + WHAT_TO_DO)
     return UncapturedDays(endpoint, of_days, filled, empty)

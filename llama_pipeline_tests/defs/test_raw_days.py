@@ -9,7 +9,7 @@ import datetime as dt
 
 import dagster as dg
 
-from llama_pipeline.partitions import utc_today
+from llama_pipeline.partitions import DAILY, utc_today
 from llama_pipeline_tests.conftest import all_assets, archive_payloads, asset_keys, materialize
 from llama_pipeline_tests.defs.test_capture import quarantined, retried
 from llama_pipeline_tests.defs.test_history import chart_server
@@ -154,6 +154,10 @@ def test_the_whole_graph_fails_a_day_its_history_does_not_reach(resources, http,
         assert failure.step_key in {"raw_pools", "raw_protocols"}
         assert f"\n{DAYS[0].isoformat()}: " in failure.step_failure_data.user_failure_data.description
         assert _materializations(instance, "raw_pool_charts", DAYS[0])  # it ran and found nothing
-        for asset in ("raw_pools", "raw_protocols", "pools", "pool_snapshots"):
+        for asset in ("raw_pools", "raw_protocols", "chains", "pools", "pool_snapshots"):
             assert not _materializations(instance, asset, DAYS[0]), asset
+            # The status the UI's Partitions view shows: failed (red), for the warehouse tables too,
+            # whose step did not run.
+            status = instance.get_status_by_partition(dg.AssetKey(asset), [DAYS[0].isoformat()], DAILY)
+            assert status == {DAYS[0].isoformat(): dg.AssetPartitionStatus.FAILED}, asset
     assert query("SELECT count(*) FROM pool_snapshots") == before
