@@ -27,6 +27,9 @@ class FetchedPayloads:
     kept: tuple[dt.date, ...]
     # The quarantine's pending rows of the fetched payloads, released when they are stored.
     held: tuple[int, ...] = ()
+    # Past days of the run without a stored capture, and where their rows come from instead
+    # (``day_sources``): each day's materialization says so.
+    uncaptured: dict[dt.date, str] = dataclasses.field(default_factory=dict)
 
 
 def store(conn: psycopg2.extensions.connection, schema: str, payloads: Iterable[RawPayload]) -> int:

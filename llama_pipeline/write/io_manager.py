@@ -122,13 +122,16 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             if day in stored:
                 records, size, sha256, fetched_at = stored[day]
                 per_day[day] = {"payload": "fetched in this run" if day in fetched else "stored earlier, kept as it was",
+                                "rows_from": f"the day's /{obj.endpoint} capture",
                                 "payloads_archived": int(day in fetched), "dagster/row_count": records,
                                 "size_bytes": size, "sha256": sha256, "fetched_at": fetched_at.isoformat()}
-            else:
-                per_day[day] = {"payload": f"none: /{obj.endpoint} serves only today and no payload is stored for "
-                                "this day, so its rows can only come from chart history",
+            else:  # raw_pools/raw_protocols have failed every past day that nothing fills (day_sources)
+                per_day[day] = {"payload": f"none: no /{obj.endpoint} capture is stored for this day (/{obj.endpoint} "
+                                "serves only today)",
                                 "payloads_archived": 0, "dagster/row_count": 0, "size_bytes": 0, "sha256": "",
                                 "fetched_at": "never"}
+                if day in obj.uncaptured:
+                    per_day[day]["rows_from"] = obj.uncaptured[day]
         return {"payloads_archived_in_run": written, "payloads_kept": len(obj.kept)}, per_day
 
     def _lock(self, conn: psycopg2.extensions.connection, table: sa.Table) -> None:

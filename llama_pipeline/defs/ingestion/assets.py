@@ -10,7 +10,7 @@ import dagster as dg
 from llama_pipeline import clock, lineage, schema
 from llama_pipeline.decode import pools as pools_model
 from llama_pipeline.decode import protocols as protocols_model
-from llama_pipeline.fetch import quarantine, raw_archive
+from llama_pipeline.fetch import day_sources, quarantine, raw_archive
 from llama_pipeline.fetch.http_client import DefiLlamaClient, FetchError
 from llama_pipeline.fetch.payloads import Endpoint, PayloadError, RawPayload, compress, decode_records
 from llama_pipeline.fetch.raw_archive import FetchedPayloads
@@ -130,20 +130,30 @@ def collect_payloads(
 
     DeFiLlama serves only the present, so a day that has ended (by ``llama_pipeline.clock``) is never
     fetched, whenever its run starts: filling it with today's data would silently falsify history. It
-    keeps its stored capture (and says which, fetched when), or is left without one; its snapshots then
-    come from the pools' chart history (``raw_pool_charts``) or ``pool_snapshots`` fails saying what to do.
+    keeps its stored capture (and says which, fetched when), or is left without one. A past day without
+    one is materialized only when something else fills it (``day_sources``: the chart history that
+    ``raw_pool_charts``, upstream of this asset, stored before this step, or for /protocols the day's
+    /pools capture), and its metadata says where its rows come from; when nothing does, the step fails
+    before it fetches or writes anything, naming every such day: a day with no data is not reported as
+    materialized.
     """
     days = days_of(context.partition_time_window)
     today = clock.today()
     stored = raw_archive.stored_captures(warehouse, endpoint, days)
     missing = [day for day in days if day != today and day not in stored]
+    sources = day_sources.judge(warehouse, endpoint, len(days), missing)
+    if sources.empty:
+        raise dg.Failure(description=sources.failure_message(),
+                         metadata={"days_without_data": len(sources.empty)},
+                         allow_retries=False)  # nothing a retry of this run could change
     metadata: dict = {"endpoint": endpoint, "source_url": _without_credentials(url),
                       "days_without_payload": len(missing)}
     if missing:
         shown = ", ".join(d.isoformat() for d in missing[:5]) + (" ..." if len(missing) > 5 else "")
         context.log.warning(
             f"no /{endpoint} payload is stored for {len(missing)} past day(s) ({shown}) and /{endpoint} serves only "
-            f"today ({today.isoformat()} UTC): those days are not fetched; their snapshots come from chart history"
+            f"today ({today.isoformat()} UTC): those days are not fetched; each day's materialization says where "
+            "its rows come from"
         )
     kept = tuple(sorted(day for day in stored if day != today))
     if kept:
@@ -163,7 +173,8 @@ def collect_payloads(
         metadata.update({"dagster/row_count": payload.record_count, "size_bytes": len(payload.body),
                          "sha256": payload.sha256, "http_attempts": attempts,
                          "fetched_at": payload.fetched_at.isoformat()})
-    return dg.MaterializeResult(value=FetchedPayloads(endpoint, fetched, kept, held), metadata=metadata)
+    return dg.MaterializeResult(value=FetchedPayloads(endpoint, fetched, kept, held, sources.filled),
+                                metadata=metadata)
 
 
 # An outage longer than the HTTP client's own retries (about two minutes): retry the step after about
@@ -184,6 +195,9 @@ _COMMON = dict(
     io_manager_key="warehouse_io_manager",
     backfill_policy=dg.BackfillPolicy.single_run(),
     owners=["team:data-engineering"],
+    # The pools' chart history of the run is stored first, so that a past day without a capture is
+    # judged by what is really there (day_sources), not by what a later step might fetch.
+    deps=[dg.AssetKey("raw_pool_charts")],
 )
 
 

@@ -5,7 +5,7 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
-from llama_pipeline import schema
+from llama_pipeline import clock, schema
 from llama_pipeline.fetch import chart_fetch, chart_pools, raw_archive
 from llama_pipeline.fetch.http_client import DefiLlamaClient
 from llama_pipeline.partitions import DAILY, days_of
@@ -13,8 +13,6 @@ from llama_pipeline.write import chart_store
 from llama_pipeline.write.table_write import column_schema
 from llama_pipeline.write.warehouse import Warehouse
 from llama_pipeline.write.warehouse_lock import quote_ident
-
-from .assets import raw_pools
 
 
 class ChartBackfillConfig(dg.Config):
@@ -34,7 +32,6 @@ class ChartBackfillConfig(dg.Config):
     partitions_def=DAILY,
     group_name="ingestion",
     kinds={"python", "postgres"},
-    deps=[raw_pools],
     backfill_policy=dg.BackfillPolicy.single_run(),
     owners=["team:data-engineering"],
     metadata={"table": schema.raw_pool_charts.name, "dagster/column_schema": column_schema(schema.raw_pool_charts)},
@@ -42,20 +39,23 @@ class ChartBackfillConfig(dg.Config):
 def raw_pool_charts(
     context: dg.AssetExecutionContext, config: ChartBackfillConfig, defillama: DefiLlamaClient, warehouse: Warehouse
 ) -> dg.MaterializeResult:
-    """Each pool's daily history from /chart/{pool}, stored byte for byte, for the days of the run that
-    have no stored /pools payload (past days: /pools serves only the present).
+    """Each pool's daily history from /chart/{pool}, stored byte for byte, for the past days of the run
+    that have no stored /pools payload (/pools serves only the present).
 
     A backfill of any range fetches each selected pool's chart once, not once per day, and commits each
     batch as it arrives, so a stopped backfill resumes with only what is still missing. Charts that
     fail (HTTP 400 for an unknown id, a vanished pool) are recorded with their reason and do not fail
-    the range. Days with a stored /pools payload keep using it.
+    the range. Days with a stored /pools payload keep using it. It runs before raw_pools and
+    raw_protocols, which judge a past day without a capture by the chart points stored for it.
     """
     days = days_of(context.partition_time_window)
     with_payload = raw_archive.stored_days(warehouse, "pools", days)
-    history_days = [day for day in days if day not in with_payload]
+    # Today is captured by raw_pools (after this step), never filled from history.
+    today = clock.today()
+    history_days = [day for day in days if day not in with_payload and day != today]
     metadata: dict = {"days_from_history": len(history_days), "days_with_pools_payload": len(with_payload)}
     if not history_days:
-        context.log.info("every day of the run has a stored /pools payload: no history needed")
+        context.log.info("every past day of the run has a stored /pools payload (today is fetched): no history needed")
         return dg.MaterializeResult(metadata={**metadata, "charts_fetched": 0})
 
     selection = chart_pools.PoolSelection(

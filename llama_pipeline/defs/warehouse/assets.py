@@ -10,6 +10,7 @@ import dagster as dg
 
 from llama_pipeline import lineage, schema
 from llama_pipeline.decode import warehouse_days
+from llama_pipeline.fetch import day_sources
 from llama_pipeline.partitions import DAILY, days_of
 from llama_pipeline.schema_datasets import project_renames as renames_table
 from llama_pipeline.write.day_metadata import failed_days_message
@@ -81,9 +82,8 @@ def refuse_days_without_data(warehouse: Warehouse, asset: str, days: tuple[dt.da
     if empty:
         raise dg.Failure(description=failed_days_message(
             f"{asset} (nothing to load)", len(days),
-            [(day, "neither a stored /pools payload nor stored chart history, and /pools serves only today: a past "
-              "day is never filled with today's data. Materialize raw_pool_charts for this day (with the rest of "
-              "the graph) to fill it from DeFiLlama's per-pool history.") for day in empty]))
+            [(day, f"neither a stored /pools payload nor stored chart history, {day_sources.WHAT_TO_DO}")
+             for day in empty]))
 
 
 @dg.multi_asset(specs=_specs(), can_subset=True, partitions_def=DAILY, backfill_policy=dg.BackfillPolicy.single_run(),
