@@ -64,5 +64,8 @@ class DecodedPayloads(dg.ConfigurableResource):
             with self._lock:
                 self._held.pop((endpoint, day), None)
 
+    def holds(self, endpoint: str, day: dt.date) -> bool:
+        return bool(self._held) and (endpoint, day) in self._held
+
     def held_count(self) -> int:
         return len(self._held or ())

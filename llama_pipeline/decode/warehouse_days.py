@@ -64,8 +64,8 @@ def decode_day(warehouse: Warehouse, day: dt.date, *, protocols: bool,
 
 def _held(warehouse: Warehouse, endpoint: str, day: dt.date, decoded_payloads: DecodedPayloads | None) -> object:
     """This run's raw-step decode of the body stored for the day, if it holds one (None otherwise)."""
-    if decoded_payloads is None or not decoded_payloads.held_count():
-        return None
+    if decoded_payloads is None or not decoded_payloads.holds(endpoint, day):
+        return None  # a past day of a range, or nothing held: no query for the stored body's SHA-256
     try:
         sha256 = raw_archive.stored_sha256(warehouse, endpoint, day)
     except MissingPayload:

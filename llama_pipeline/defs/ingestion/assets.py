@@ -59,8 +59,8 @@ def _validate(warehouse: Warehouse, endpoint: Endpoint, day: dt.date, payload: R
     try:
         # /pools and /protocols are judged by their models' decode, as the warehouse step will read the stored
         # body: one the model cannot read as a whole is refused here, before it can replace a good capture.
-        # The decode is handed to this run's warehouse step (``decoded_payloads``), which need not repeat it.
-        # The day's rows as the warehouse step reads them (/pools), or /protocols' records decoded.
+        # The decode (/pools' rows, /protocols' records) goes to this run's warehouse step (``decoded_payloads``),
+        # which then need not decode the stored body again.
         if endpoint == "pools":
             decoded = pools_model.parse_pools(payload.body, day, payload.url)
             count = decoded.record_count
