@@ -167,7 +167,9 @@ class ProtocolRecords:
 
 
 def decode_body(body: bytes, url: str = "protocols") -> ProtocolRecords:
-    """The body's records (``PayloadError`` for an unusable body)."""
+    """The body's records (``PayloadError`` for an unusable body), what the raw step checks a capture by;
+    each record is judged when the warehouse step lists them (``listed_from``), which sets a bad one aside
+    with its reason."""
     try:
         document = _DECODER.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError):  # JSON msgspec refuses (NaN, 1e400 ...): judged below

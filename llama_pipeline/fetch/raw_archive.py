@@ -34,7 +34,7 @@ def store(conn: psycopg2.extensions.connection, schema: str, payloads: Iterable[
           held: Sequence[int] = ()) -> int:
     """Upsert the payloads into the archive. ``held``: the quarantine ids of the payloads (in order) when
     they are held there: the body already sent to the server is then copied from that row, not sent again
-    (3.6 MB of a day's two bodies, twice as much as escaped SQL text)."""
+    (a day's two bodies are 3.6 MB compressed, twice that as bytea text)."""
     table = f"{quote_ident(schema)}.raw_payloads"
     written = 0
     held_ids = list(held)
