@@ -32,6 +32,7 @@ from scenarios.footprint import high_water_mb  # noqa: E402
 from scenarios.pipeline_hooks import materialize, pipeline_assets  # noqa: E402
 from llama_pipeline.fetch.http_client import DefiLlamaClient  # noqa: E402
 from llama_pipeline.partitions import utc_today  # noqa: E402
+from llama_pipeline.decode.decoded_payloads import DecodedPayloads  # noqa: E402
 from llama_pipeline.write.io_manager import WarehouseIOManager  # noqa: E402
 from llama_pipeline.write.warehouse import Warehouse  # noqa: E402
 from llama_pipeline_tests.testing import synthetic_datasets  # noqa: E402
@@ -48,6 +49,7 @@ def resources_for(url: str, schema_name: str, base: str) -> dict:
     return {
         "warehouse": warehouse,
         "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
+        "decoded_payloads": DecodedPayloads(),
         "defillama": DefiLlamaClient(
             pools_url=f"{base}/pools", protocols_url=f"{base}/protocols", chart_url=base + "/chart/{pool}",
             lend_borrow_url=f"{base}/lendBorrow", chains_url=f"{base}/v2/chains",

@@ -34,6 +34,7 @@ import psycopg2  # noqa: E402
 from llama_pipeline.db_url import libpq_url  # noqa: E402
 from llama_pipeline.fetch.http_client import DefiLlamaClient  # noqa: E402
 from llama_pipeline.partitions import utc_today  # noqa: E402
+from llama_pipeline.decode.decoded_payloads import DecodedPayloads  # noqa: E402
 from llama_pipeline.write.io_manager import WarehouseIOManager  # noqa: E402
 from llama_pipeline_tests.testing import synthetic  # noqa: E402
 from llama_pipeline_tests.testing.payload_server import PayloadServer, Response  # noqa: E402
@@ -103,6 +104,7 @@ def main() -> None:
             resources = {
                 "warehouse": warehouse,
                 "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
+                "decoded_payloads": DecodedPayloads(),
                 "defillama": DefiLlamaClient(pools_url=http.url("/pools"), protocols_url=http.url("/protocols"),
                                              chart_url=http.url("/chart/{pool}")),
             }

@@ -73,6 +73,7 @@ def child(args: argparse.Namespace) -> None:
     """In a fresh process: the floor, or the warehouse step for ``--first`` .. ``--last``."""
     import dagster as dg
 
+    from llama_pipeline.decode.decoded_payloads import DecodedPayloads
     from llama_pipeline.write.io_manager import WarehouseIOManager
     from llama_pipeline.write.warehouse import Warehouse
 
@@ -92,7 +93,8 @@ def child(args: argparse.Namespace) -> None:
                     "dagster/asset_partition_range_end": last.isoformat()}
             partition = None
         result = dg.materialize([warehouse_tables], partition_key=partition, tags=tags, resources={
-            "warehouse": warehouse, "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse)})
+            "warehouse": warehouse, "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
+            "decoded_payloads": DecodedPayloads()})
         assert result.success
         figures = {}
     seconds = time.perf_counter() - started

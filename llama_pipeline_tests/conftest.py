@@ -15,6 +15,7 @@ import psycopg2
 import pytest
 
 from llama_pipeline.db_url import libpq_url
+from llama_pipeline.decode.decoded_payloads import DecodedPayloads
 from llama_pipeline.fetch.http_client import DefiLlamaClient
 from llama_pipeline.fetch.payloads import RawPayload, decode_records
 from llama_pipeline.fetch.raw_archive import store
@@ -96,6 +97,7 @@ def resources(warehouse: Warehouse, http: PayloadServer) -> dict:
     return {
         "warehouse": warehouse,
         "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
+        "decoded_payloads": DecodedPayloads(),
         "defillama": DefiLlamaClient(
             pools_url=http.url("/pools"), protocols_url=http.url("/protocols"), chart_url=http.url("/chart/{pool}"),
             lend_borrow_url=http.url("/lendBorrow"), chains_url=http.url("/v2/chains"),

@@ -125,6 +125,7 @@ def backend_gone(database_url: str, pid: int, timeout: float = 30) -> bool:
 def _main() -> int:
     import dagster as dg
 
+    from llama_pipeline.decode.decoded_payloads import DecodedPayloads
     from llama_pipeline.fetch.http_client import DefiLlamaClient
     from llama_pipeline.write.io_manager import WarehouseIOManager
     from llama_pipeline.write.warehouse import Warehouse
@@ -135,6 +136,7 @@ def _main() -> int:
     resources = {
         "warehouse": warehouse,
         "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
+        "decoded_payloads": DecodedPayloads(),
         "defillama": DefiLlamaClient(pools_url=spec["pools_url"], protocols_url=spec["protocols_url"],
                                      chart_url=spec["chart_url"],
                                      backoff_factor=0.05, max_wait=0.5, read_timeout=5, max_attempts=2),

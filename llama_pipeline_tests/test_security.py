@@ -13,6 +13,7 @@ import pytest
 from dagster._serdes import serialize_value
 
 from llama_pipeline.db_url import libpq_url
+from llama_pipeline.decode.decoded_payloads import DecodedPayloads
 from llama_pipeline.fetch.http_client import DefiLlamaClient
 from llama_pipeline.partitions import utc_today
 from llama_pipeline.write.io_manager import WarehouseIOManager
@@ -50,6 +51,7 @@ def secret_role(warehouse: Warehouse, database_url: str):
 def _resources(url: str, schema: str, http) -> dict:
     warehouse = Warehouse(database_url=url, schema_name=schema)
     return {"warehouse": warehouse, "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
+            "decoded_payloads": DecodedPayloads(),
             "defillama": DefiLlamaClient(pools_url=http.url("/pools"), protocols_url=http.url("/protocols"),
                                          backoff_factor=0.01, max_wait=0.1, read_timeout=5)}
 
@@ -107,7 +109,10 @@ def test_sql_takes_values_as_parameters_only():
     identifiers = {"self._qualified('rejects')", "self._qualified(table.name)", "quote_ident(partition_expr)",
                    "column_list", "upsert_sql", "table", "quote_ident(warehouse.schema_name)",
                    "quote_ident(meta['partition_expr'])", "target", "', '.join(quote_ident(k) for k in key)",
-                   "', '.join(c.name for c in _REJECT_COLUMNS)"}
+                   "', '.join(c.name for c in _REJECT_COLUMNS)",
+                   # raw_archive: the quarantine table (quote_ident), and the body's source, one of two fixed
+                   # fragments ("%s", or a sub-select of the quarantine row by a %s id)
+                   "quarantined", "body_sql"}
     found = set()
     for path in ("llama_pipeline/write/io_manager.py", "llama_pipeline/fetch/raw_archive.py"):
         source = (ROOT / path).read_text()

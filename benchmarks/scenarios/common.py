@@ -20,6 +20,7 @@ import psycopg2
 
 from llama_pipeline.db_url import libpq_url
 from llama_pipeline.fetch.http_client import DefiLlamaClient
+from llama_pipeline.decode.decoded_payloads import DecodedPayloads
 from llama_pipeline.fetch.payloads import RawPayload
 from llama_pipeline.fetch.raw_archive import store
 from llama_pipeline.partitions import utc_today
@@ -154,6 +155,7 @@ def make_resources(url: str, schema_name: str, server: PayloadServer) -> dict:
     return {
         "warehouse": warehouse,
         "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
+        "decoded_payloads": DecodedPayloads(),
         "defillama": DefiLlamaClient(pools_url=server.url("/pools"), protocols_url=server.url("/protocols"),
                                      chart_url=server.url("/chart/{pool}"), read_timeout=120),
     }

@@ -12,6 +12,7 @@ import resource
 import subprocess
 import sys
 
+from llama_pipeline.decode.decoded_payloads import DecodedPayloads
 from llama_pipeline.fetch.http_client import DefiLlamaClient
 from llama_pipeline.write.io_manager import WarehouseIOManager
 from llama_pipeline.write.warehouse import Warehouse
@@ -32,6 +33,7 @@ def child_one_day(args: argparse.Namespace) -> None:
     resources = {
         "warehouse": warehouse,
         "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
+        "decoded_payloads": DecodedPayloads(),
         "defillama": DefiLlamaClient(pools_url=args.pools_url, protocols_url=args.protocols_url,
                                      chart_url=args.pools_url.rsplit("/", 1)[0] + "/chart/{pool}", read_timeout=120),
     }

@@ -145,15 +145,6 @@ def parse_pools(body: bytes, day: dt.date, url: str = "pools") -> ParsedPools:
     return _parse_records(payloads.decode_records("pools", body, url), day)
 
 
-def record_count(body: bytes, url: str = "pools") -> int:
-    """How many records the body holds, as the capture checks it: a clean body in one model decode (no
-    rows built), any other through ``parse_pools``, which raises ``PayloadError`` for an unusable body."""
-    document = _clean_document(body)
-    if document is not None:
-        return len(document.data)
-    return parse_pools(body, dt.date.min, url).record_count
-
-
 def _clean_document(body: bytes) -> PoolsDocument | None:
     """The body decoded by the model in one pass, when it fits as a whole and holds records."""
     document = fields.decode_or_none(_DECODER, body)

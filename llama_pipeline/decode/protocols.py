@@ -157,26 +157,36 @@ def parse_protocols(body: bytes, day: dt.date, pool_projects: set[str] = frozens
     return with_placeholders(listed_protocols(body, day), pool_projects, day)
 
 
-def record_count(body: bytes, url: str = "protocols") -> int:
-    """How many records the body holds (``PayloadError`` for an unusable body); each record is judged
-    when the warehouse step reads it (``listed_protocols``), which sets a bad one aside with its reason."""
-    return len(_records(body, url)[0])
+@dataclasses.dataclass(frozen=True)
+class ProtocolRecords:
+    """The body's records as decoded JSON, and whether every value in them is storable as decoded
+    (``fields.all_storable``): what the raw step's check decodes and the warehouse step lists."""
+
+    records: list
+    storable: bool
 
 
-def _records(body: bytes, url: str) -> tuple[list, bool]:
-    """The records, and whether every value in them is storable as decoded (``fields.all_storable``)."""
+def decode_body(body: bytes, url: str = "protocols") -> ProtocolRecords:
+    """The body's records (``PayloadError`` for an unusable body), what the raw step checks a capture by;
+    each record is judged when the warehouse step lists them (``listed_from``), which sets a bad one aside
+    with its reason."""
     try:
         document = _DECODER.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError):  # JSON msgspec refuses (NaN, 1e400 ...): judged below
         document = None
     if isinstance(document, list) and document:
-        return document, fields.all_storable(body)
-    return payloads.decode_records("protocols", body, url), False
+        return ProtocolRecords(document, fields.all_storable(body))
+    return ProtocolRecords(payloads.decode_records("protocols", body, url), False)
 
 
 def listed_protocols(body: bytes, day: dt.date, url: str = "protocols") -> ListedProtocols:
     """Rows of ``projects`` for the valid protocols of the whole ``/protocols`` body (no placeholders)."""
-    found, storable = _records(body, url)
+    return listed_from(decode_body(body, url), day)
+
+
+def listed_from(decoded: ProtocolRecords, day: dt.date) -> ListedProtocols:
+    """``listed_protocols`` of a body already decoded (``decode_body``)."""
+    found, storable = decoded.records, decoded.storable
     rows: list[tuple] = []
     rejects: list[Reject] = []
     first_index: dict[str, int] = {}
@@ -247,7 +257,7 @@ def _chain_spellings(found: list) -> dict[str, set[str]]:
 
 def protocol_chain_spellings(body: bytes) -> dict[str, set[str]]:
     """The chain spellings in the protocols' ``chains`` lists."""
-    return _chain_spellings(_records(body, "protocols")[0])
+    return _chain_spellings(decode_body(body).records)
 
 
 def chain_rows(day: dt.date, *spellings: dict[str, set[str]]) -> pd.DataFrame:

@@ -11,8 +11,10 @@ import dataclasses
 import datetime as dt
 
 from llama_pipeline.decode import chart_days as history  # the reads that fill a past day from chart points
+from llama_pipeline.decode.decoded_payloads import FROM_RAW_STEP, FROM_STORED_BODY, NO_PAYLOAD, DecodedPayloads
 from llama_pipeline.decode.pools import ParsedPools, parse_pools, snapshot_summary
-from llama_pipeline.decode.protocols import ListedProtocols, chain_rows, listed_protocols, with_placeholders
+from llama_pipeline.decode.protocols import (ListedProtocols, ProtocolRecords, chain_rows, listed_from,
+                                             listed_protocols, with_placeholders)
 from llama_pipeline.fetch import raw_archive
 from llama_pipeline.fetch.raw_archive import MissingPayload
 from llama_pipeline.write.batches import DailyBatch
@@ -29,29 +31,72 @@ class DecodedDay:
     pool_projects: frozenset[str] = frozenset()
     protocols: ListedProtocols | None = None
     protocol_chain_spellings: dict[str, set[str]] = dataclasses.field(default_factory=dict)
-    payloads_decoded: int = 0
+    payloads_decoded: int = 0  # stored bodies decoded here (not counting decodes taken from the raw steps)
+    # endpoint -> where its decode came from (``decoded_payloads``' words), for the day's metadata
+    sources: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
-def decode_day(warehouse: Warehouse, day: dt.date, *, protocols: bool) -> DecodedDay:
-    """Read and decode the day's stored /pools (and, when asked, /protocols) payload once.
+def decode_day(warehouse: Warehouse, day: dt.date, *, protocols: bool,
+               decoded_payloads: DecodedPayloads | None = None) -> DecodedDay:
+    """The day's /pools (and, when asked, /protocols) payload decoded once: taken from this run's raw
+    step when it decoded the very body stored for the day, else read from the archive and decoded.
 
     The one place where the warehouse assets call the parsers."""
+    parsed, source = _pools_of(warehouse, day, decoded_payloads)
+    if parsed is None:
+        if decoded_payloads is not None:
+            decoded_payloads.drop("protocols", day)
+        return DecodedDay(day, sources={"pools": NO_PAYLOAD})
+    decoded = DecodedDay(day, parsed, parsed.chain_spellings, frozenset(parsed.pools["project"]),
+                         payloads_decoded=int(source == FROM_STORED_BODY), sources={"pools": source})
+    if not protocols:
+        if decoded_payloads is not None:
+            decoded_payloads.drop("protocols", day)  # not needed by this step: not kept for the run's rest
+        return decoded
+    listed, source = _protocols_of(warehouse, day, decoded_payloads)
+    sources = {**decoded.sources, "protocols": source}
+    if listed is None:  # /protocols failed that day while /pools worked
+        return dataclasses.replace(decoded, sources=sources)
+    return dataclasses.replace(decoded, protocols=listed, protocol_chain_spellings=listed.chain_spellings,
+                               payloads_decoded=decoded.payloads_decoded + int(source == FROM_STORED_BODY),
+                               sources=sources)
+
+
+def _held(warehouse: Warehouse, endpoint: str, day: dt.date, decoded_payloads: DecodedPayloads | None) -> object:
+    """This run's raw-step decode of the body stored for the day, if it holds one (None otherwise)."""
+    if decoded_payloads is None or not decoded_payloads.holds(endpoint, day):
+        return None  # a past day of a range, or nothing held: no query for the stored body's SHA-256
+    try:
+        sha256 = raw_archive.stored_sha256(warehouse, endpoint, day)
+    except MissingPayload:
+        decoded_payloads.drop(endpoint, day)
+        return None
+    return decoded_payloads.take(endpoint, day, sha256)
+
+
+def _pools_of(warehouse: Warehouse, day: dt.date,
+              decoded_payloads: DecodedPayloads | None) -> tuple[ParsedPools | None, str]:
+    held = _held(warehouse, "pools", day, decoded_payloads)
+    if isinstance(held, ParsedPools):
+        return held, FROM_RAW_STEP
     try:
         payload = raw_archive.load(warehouse, "pools", day)
     except MissingPayload:
-        return DecodedDay(day)
-    parsed = parse_pools(payload.body, day, payload.url)
-    del payload  # the body is the largest object of the day: freed before /protocols
-    decoded = DecodedDay(day, parsed, parsed.chain_spellings, frozenset(parsed.pools["project"]), payloads_decoded=1)
-    if not protocols:
-        return decoded
+        return None, NO_PAYLOAD
+    # the body is the largest object of the day: only the parse outlives this call
+    return parse_pools(payload.body, day, payload.url), FROM_STORED_BODY
+
+
+def _protocols_of(warehouse: Warehouse, day: dt.date,
+                  decoded_payloads: DecodedPayloads | None) -> tuple[ListedProtocols | None, str]:
+    held = _held(warehouse, "protocols", day, decoded_payloads)
+    if isinstance(held, ProtocolRecords):
+        return listed_from(held, day), FROM_RAW_STEP
     try:
         payload = raw_archive.load(warehouse, "protocols", day)
-    except MissingPayload:  # /protocols failed that day while /pools worked
-        return decoded
-    listed = listed_protocols(payload.body, day, payload.url)
-    return dataclasses.replace(decoded, protocols=listed, protocol_chain_spellings=listed.chain_spellings,
-                               payloads_decoded=2)
+    except MissingPayload:
+        return None, NO_PAYLOAD
+    return listed_protocols(payload.body, day, payload.url), FROM_STORED_BODY
 
 
 def _from_history(warehouse: Warehouse, table: str, day: dt.date) -> DailyBatch:

@@ -7,6 +7,7 @@ import os
 
 import dagster as dg
 
+from llama_pipeline.decode.decoded_payloads import DecodedPayloads
 from llama_pipeline.fetch.http_client import (
     DEFAULT_CHAIN_TVL_URL, DEFAULT_CHAINS_URL, DEFAULT_CHART_URL, DEFAULT_LEND_BORROW_CHART_URL,
     DEFAULT_LEND_BORROW_URL, DEFAULT_POOLS_URL, DEFAULT_PROTOCOL_URL, DEFAULT_PROTOCOLS_URL, DefiLlamaClient,
@@ -32,6 +33,8 @@ def resources() -> dg.Definitions:
             # Sensors only read: evaluating one never migrates the schema (a run does, when it starts).
             "warehouse_reader": warehouse.model_copy(update={"migrate_on_start": False}),
             "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
+            # Run-scoped: the raw steps' decode of today's bodies, for the same run's warehouse step.
+            "decoded_payloads": DecodedPayloads(),
             "defillama": DefiLlamaClient(
                 pools_url=_env_or("SOURCE_URL", DEFAULT_POOLS_URL),
                 protocols_url=_env_or("PROTOCOLS_URL", DEFAULT_PROTOCOLS_URL),

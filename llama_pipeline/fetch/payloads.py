@@ -55,14 +55,17 @@ class RawPayload:
         return self.compressed_body if self.compressed_body is not None else compress(self.body)
 
 
-# zstd at level 6: a full synthetic day's two payloads (18.5 MB of JSON) take 3.35 MB in ~0.13 s. Level 9
-# saves another 0.17 MB for twice the time (0.24 s, the largest single cost of the raw steps), level 3
-# costs 0.3 MB more; gzip -6 takes 4.0 MB and decompresses ~5x slower (every warehouse asset replays it).
+# zstd at level 3: a full synthetic day's two payloads (18.5 MB of JSON) take 3.64 MB in ~0.06-0.09 s.
+# Level 6 saves 0.31 MB a day (8%) for 3-4x the time (0.13 s alone, 0.4 s on a busy machine: the largest
+# pipeline-only cost of the raw steps, which compress before anything parses the body, so nothing overlaps
+# it); level 9 another 0.17 MB for twice that again. gzip -6 takes 4.0 MB and decompresses ~5x slower
+# (the warehouse step replays it). Rows stored at any level decompress the same way.
 COMPRESSION = "zstd"
+LEVEL = 3
 
 
 def compress(body: bytes) -> bytes:
-    return zstandard.ZstdCompressor(level=6).compress(body)
+    return zstandard.ZstdCompressor(level=LEVEL).compress(body)
 
 
 def decompress(blob: bytes, compression: str) -> bytes:

@@ -106,7 +106,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                 for payload in obj.fetched:
                     cur.execute("SELECT pg_advisory_xact_lock(%s)", (archive_lock_key(
                         self.warehouse.schema_name, payload.endpoint, payload.partition_date),))
-            written = raw_archive.store(conn, self.warehouse.schema_name, obj.fetched)
+            written = raw_archive.store(conn, self.warehouse.schema_name, obj.fetched, obj.held)
             quarantine.release(conn, self.warehouse.schema_name, obj.held)
             # Every stored day's own payload figures (the asset's metadata describes today's fetch only).
             with conn.cursor() as cur:

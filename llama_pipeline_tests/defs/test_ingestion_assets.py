@@ -17,7 +17,8 @@ def test_today_is_fetched_and_described(resources, http, small_day):
     pools_payload, _ = small_day
     http.set("/pools", synthetic.dumps(pools_payload))
     context = dg.build_asset_context(partition_key=utc_today().isoformat())
-    result = raw_pools(context, defillama=resources["defillama"], warehouse=resources["warehouse"])
+    result = raw_pools(context, defillama=resources["defillama"], warehouse=resources["warehouse"],
+                       decoded_payloads=resources["decoded_payloads"])
     value = result.value
     assert isinstance(value, FetchedPayloads) and value.kept == ()
     (payload,) = value.fetched
@@ -31,6 +32,7 @@ def test_a_past_day_keeps_its_stored_payload_and_never_fetches(resources, http, 
     past = utc_today() - dt.timedelta(days=5)
     archive_payloads(warehouse, past, pools_payload, protocols)
     context = dg.build_asset_context(partition_key=past.isoformat())
-    result = raw_protocols(context, defillama=resources["defillama"], warehouse=resources["warehouse"])
+    result = raw_protocols(context, defillama=resources["defillama"], warehouse=resources["warehouse"],
+                       decoded_payloads=resources["decoded_payloads"])
     assert result.value.fetched == () and result.value.kept == (past,)
     assert http.count("/protocols") == 0

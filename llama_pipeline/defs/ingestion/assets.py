@@ -10,6 +10,7 @@ import dagster as dg
 from llama_pipeline import clock, lineage, schema
 from llama_pipeline.decode import pools as pools_model
 from llama_pipeline.decode import protocols as protocols_model
+from llama_pipeline.decode.decoded_payloads import DecodedPayloads
 from llama_pipeline.fetch import day_sources, quarantine, raw_archive
 from llama_pipeline.fetch.http_client import DefiLlamaClient, FetchError
 from llama_pipeline.fetch.payloads import Endpoint, PayloadError, RawPayload, compress, decode_records
@@ -49,26 +50,32 @@ def _check_collapsed(warehouse: Warehouse, endpoint: Endpoint, day: dt.date, cou
         )
 
 
-def _validate(warehouse: Warehouse, endpoint: Endpoint, day: dt.date, payload: RawPayload) -> int:
-    """The capture's record count, or Refused saying why it cannot stand for the day."""
+def _validate(warehouse: Warehouse, endpoint: Endpoint, day: dt.date, payload: RawPayload) -> tuple[int, object]:
+    """The capture's record count and its decode (what the warehouse step would decode again), or Refused
+    saying why it cannot stand for the day."""
     if payload.fetched_at >= clock.day_end(day):
         raise Refused(f"/{endpoint} answered at {payload.fetched_at.isoformat()}, after {day.isoformat()} ended: "
                       "it describes the next day")
     try:
         # /pools and /protocols are judged by their models' decode, as the warehouse step will read the stored
         # body: one the model cannot read as a whole is refused here, before it can replace a good capture.
+        # The decode (/pools' rows, /protocols' records) goes to this run's warehouse step (``decoded_payloads``),
+        # which then need not decode the stored body again.
         if endpoint == "pools":
-            count = pools_model.record_count(payload.body, payload.url)
+            decoded = pools_model.parse_pools(payload.body, day, payload.url)
+            count = decoded.record_count
         elif endpoint == "protocols":
-            count = protocols_model.record_count(payload.body, payload.url)
+            decoded = protocols_model.decode_body(payload.body, payload.url)
+            count = len(decoded.records)
         else:  # the datasets' payloads: parsed by their own assets
+            decoded = None
             count = len(decode_records(endpoint, payload.body, payload.url))
     except PayloadError as error:
         raise Refused(str(error)) from error
     except Exception as error:  # a parser fault must not lose the capture either
         raise Refused(f"decoding the /{endpoint} payload failed: {type(error).__name__}: {error}") from error
     _check_collapsed(warehouse, endpoint, day, count)
-    return count
+    return count, decoded
 
 
 def _fetch_failure(error: FetchError, day: dt.date) -> dg.Failure:
@@ -95,7 +102,8 @@ def _kept_capture(endpoint: Endpoint, day: dt.date, stored: dict[dt.date, dt.dat
 
 
 def _capture_today(context: dg.AssetExecutionContext, endpoint: Endpoint, url: str, client: DefiLlamaClient,
-                   warehouse: Warehouse, today: dt.date, stored: dict[dt.date, dt.datetime]) -> tuple[RawPayload, int, int]:
+                   warehouse: Warehouse, today: dt.date, stored: dict[dt.date, dt.datetime],
+                   decoded_payloads: DecodedPayloads | None) -> tuple[RawPayload, int, int]:
     """Fetch today's payload, hold it in the quarantine before anything parses it, and validate it.
 
     Returns the payload (with its record count), its
@@ -108,7 +116,7 @@ def _capture_today(context: dg.AssetExecutionContext, endpoint: Endpoint, url: s
                          response.content_type, response.body, 0, compressed_body=compress(response.body))
     held = quarantine.hold(warehouse, payload, _run_id(context))
     try:
-        count = _validate(warehouse, endpoint, today, payload)
+        count, decoded = _validate(warehouse, endpoint, today, payload)
     except Refused as refusal:
         quarantine.refuse(warehouse, held, endpoint, str(refusal))
         raise dg.Failure(
@@ -118,13 +126,16 @@ def _capture_today(context: dg.AssetExecutionContext, endpoint: Endpoint, url: s
             allow_retries=False,  # the same response would be refused again; the capture sensor tries later
         ) from refusal
     payload = dataclasses.replace(payload, record_count=count)
+    if decoded_payloads is not None and decoded is not None:  # for this run's warehouse step
+        decoded_payloads.hold(endpoint, today, payload.sha256, decoded)
     context.log.info(f"fetched /{endpoint}: {count:,} records, {len(payload.body):,} bytes, "
                      f"at {payload.fetched_at.isoformat()}")
     return payload, held, response.attempts
 
 
 def collect_payloads(
-    context: dg.AssetExecutionContext, endpoint: Endpoint, url: str, client: DefiLlamaClient, warehouse: Warehouse
+    context: dg.AssetExecutionContext, endpoint: Endpoint, url: str, client: DefiLlamaClient, warehouse: Warehouse,
+    decoded_payloads: DecodedPayloads | None = None,
 ) -> dg.MaterializeResult:
     """Fetch today's payload and keep the stored payloads of past days.
 
@@ -168,7 +179,8 @@ def collect_payloads(
         context.log.info(f"kept the stored /{endpoint} payload of {len(kept)} past day(s)")
     fetched, held = (), ()
     if today in days:
-        payload, held_id, attempts = _capture_today(context, endpoint, url, client, warehouse, today, stored)
+        payload, held_id, attempts = _capture_today(context, endpoint, url, client, warehouse, today, stored,
+                                                    decoded_payloads)
         fetched, held = (payload,), (held_id,)
         metadata.update({"dagster/row_count": payload.record_count, "size_bytes": len(payload.body),
                          "sha256": payload.sha256, "http_attempts": attempts,
@@ -204,20 +216,22 @@ _COMMON = dict(
 @dg.asset(metadata={**table_metadata(schema.raw_payloads, ARCHIVE), "endpoint": "pools",
                     **lineage.metadata_for("raw_pools")}, **_COMMON)
 def raw_pools(
-    context: dg.AssetExecutionContext, defillama: DefiLlamaClient, warehouse: Warehouse
+    context: dg.AssetExecutionContext, defillama: DefiLlamaClient, warehouse: Warehouse,
+    decoded_payloads: DecodedPayloads,
 ) -> dg.MaterializeResult:
     """The /pools payload (every yield pool's current state) for the day, stored byte for byte.
 
     Today's partition fetches SOURCE_URL and replaces today's stored payload; a past day keeps its
     stored payload, so downstream assets replay exactly what was fetched, with no network.
     """
-    return collect_payloads(context, "pools", defillama.pools_url, defillama, warehouse)
+    return collect_payloads(context, "pools", defillama.pools_url, defillama, warehouse, decoded_payloads)
 
 
 @dg.asset(metadata={**table_metadata(schema.raw_payloads, ARCHIVE), "endpoint": "protocols",
                     **lineage.metadata_for("raw_protocols")}, **_COMMON)
 def raw_protocols(
-    context: dg.AssetExecutionContext, defillama: DefiLlamaClient, warehouse: Warehouse
+    context: dg.AssetExecutionContext, defillama: DefiLlamaClient, warehouse: Warehouse,
+    decoded_payloads: DecodedPayloads,
 ) -> dg.MaterializeResult:
     """The /protocols payload (every DeFiLlama protocol with its metadata and TVL) for the day, stored
     byte for byte.
@@ -225,4 +239,4 @@ def raw_protocols(
     Today's partition fetches PROTOCOLS_URL and replaces today's stored payload; a past day keeps its
     stored payload.
     """
-    return collect_payloads(context, "protocols", defillama.protocols_url, defillama, warehouse)
+    return collect_payloads(context, "protocols", defillama.protocols_url, defillama, warehouse, decoded_payloads)

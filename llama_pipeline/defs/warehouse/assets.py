@@ -10,6 +10,7 @@ import dagster as dg
 
 from llama_pipeline import lineage, schema
 from llama_pipeline.decode import warehouse_days
+from llama_pipeline.decode.decoded_payloads import DecodedPayloads
 from llama_pipeline.fetch import day_sources
 from llama_pipeline.partitions import DAILY, days_of
 from llama_pipeline.schema_datasets import project_renames as renames_table
@@ -88,8 +89,10 @@ def refuse_days_without_data(warehouse: Warehouse, asset: str, days: tuple[dt.da
 
 @dg.multi_asset(specs=_specs(), can_subset=True, partitions_def=DAILY, backfill_policy=dg.BackfillPolicy.single_run(),
                 name="warehouse_tables")
-def warehouse_tables(context: dg.AssetExecutionContext, warehouse: Warehouse) -> Iterator:
-    """The selected tables of the run's days, from each day's stored payloads decoded once.
+def warehouse_tables(context: dg.AssetExecutionContext, warehouse: Warehouse,
+                     decoded_payloads: DecodedPayloads) -> Iterator:
+    """The selected tables of the run's days, from each day's stored payloads decoded once (by this run's
+    raw step when it fetched the very body stored, ``decoded_payloads``; else here, from the archive).
 
     Memory stays that of one day whatever the range: dimensions are folded day by day (one row per key),
     pool_snapshots' rows are spooled as COPY text (``SpooledDays``), and of each day's pools only those
@@ -104,10 +107,12 @@ def warehouse_tables(context: dg.AssetExecutionContext, warehouse: Warehouse) ->
     folded = {key: FoldedDays(table) for key, table in DIMENSIONS.items() if key in selected}
     snapshots = SpooledDays(schema.pool_snapshots) if POOL_SNAPSHOTS in selected else None
     moves: list[tuple[dt.date, list[Move]]] = []
-    decoded_payloads = 0
+    stored_decodes = 0
     for day in days:
-        decoded = warehouse_days.decode_day(warehouse, day, protocols=bool(selected & {CHAINS, PROJECTS}))
-        decoded_payloads += decoded.payloads_decoded
+        decoded = warehouse_days.decode_day(warehouse, day, protocols=bool(selected & {CHAINS, PROJECTS}),
+                                            decoded_payloads=decoded_payloads)
+        stored_decodes += decoded.payloads_decoded
+        _say_decode_source(context, selected, day, decoded.sources)
         for key, build in ((CHAINS, warehouse_days.chains), (PROJECTS, warehouse_days.projects),
                            (POOLS, warehouse_days.pools)):
             if key in folded:
@@ -120,7 +125,7 @@ def warehouse_tables(context: dg.AssetExecutionContext, warehouse: Warehouse) ->
                 moves.append((day, moved_pools(conn, warehouse.schema_name, day, pools["pool_id"],
                                                pools["project"])))
         del decoded
-    step = {"payloads_decoded": decoded_payloads}
+    step = {"payloads_decoded": stored_decodes}
     for key in (CHAINS, PROJECTS):
         if key in folded:
             yield dg.Output(folded.pop(key), output_name=key.to_python_identifier(), metadata=step)
@@ -130,6 +135,14 @@ def warehouse_tables(context: dg.AssetExecutionContext, warehouse: Warehouse) ->
         yield dg.Output(folded.pop(POOLS), output_name="pools", metadata=step)
     if snapshots is not None:
         yield dg.Output(snapshots, output_name="pool_snapshots", metadata=step)
+
+
+def _say_decode_source(context: dg.AssetExecutionContext, selected: set[dg.AssetKey], day: dt.date,
+                       sources: dict[str, str]) -> None:
+    """Each table's event of the day says where the day's decode of each payload came from."""
+    said = "; ".join(f"/{endpoint}: {source}" for endpoint, source in sources.items())
+    for key in selected & {CHAINS, PROJECTS, POOLS, POOL_SNAPSHOTS}:
+        context.add_asset_metadata({"payload_decode": said}, asset_key=key, partition_key=day.isoformat())
 
 
 def _record_renames(context: dg.AssetExecutionContext, warehouse: Warehouse,
