@@ -62,8 +62,9 @@ def child_history(args: argparse.Namespace) -> None:
     """In a fresh process: one history asset over yesterday..today on a prepared schema; print figures."""
     from llama_pipeline.definitions import defs
 
+    # (a multi-asset, such as the analytics, has several keys: ``.key`` would raise)
     asset = next(a for a in defs().assets if isinstance(a, dg.AssetsDefinition)
-                 and a.key.to_user_string() == args.child_history)
+                 and args.child_history in {k.to_user_string() for k in a.keys})
     today = utc_today()
     config = {"requests_per_second": 0, "concurrency": 4}
     if args.child_history == "protocol_tvl_daily":

@@ -136,7 +136,9 @@ def refresh_pool_latest(cur: psycopg2.extensions.cursor, schema_name: str, first
         )
         written += cur.rowcount
     # Rows left as they were still take the dimensions' current values: loading an older day moves a
-    # pool's first_seen_date back, and /protocols may have renamed its project.
+    # pool's first_seen_date back, and /protocols may have renamed its project. Those are the rows newer
+    # than the days' snapshot (the others were just written from the current dimensions): filtering on
+    # that first spares joining every pool of a normal day to pools and projects (55-73 -> 25-35 ms a day).
     cur.execute(
         f"""
         UPDATE {q}.pool_latest l
@@ -145,7 +147,7 @@ def refresh_pool_latest(cur: psycopg2.extensions.cursor, schema_name: str, first
         FROM _range_newest r
         JOIN {q}.pools p ON p.pool_id = r.pool_id
         JOIN {q}.projects j ON j.slug = p.project
-        WHERE l.pool_id = r.pool_id
+        WHERE l.pool_id = r.pool_id AND l.snapshot_date > r.snapshot_date
           AND (l.first_seen_date, l.last_seen_date, l.project_name, l.project_category)
               IS DISTINCT FROM (p.first_seen_date, p.last_seen_date, j.name, j.category)
         """

@@ -21,12 +21,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
-import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import psycopg2.extensions
 
 from llama_pipeline.decode import chain_aliases, coerce
+from llama_pipeline.quality import stored_records
 from llama_pipeline.fetch.payloads import decode_records, decompress
 from llama_pipeline.write.warehouse_lock import quote_ident
 
@@ -94,14 +94,19 @@ class Warehouse:
         return self.one(f"SELECT max(partition_date) FROM {self.t('raw_payloads')} "
                         "WHERE endpoint = %s AND partition_date < %s", (endpoint, day))
 
-    def records(self, endpoint: str, day: dt.date) -> list | None:
+    def body(self, endpoint: str, day: dt.date) -> bytes | None:
+        """The day's stored payload as it was sent, or None when there is none."""
         rows = self.rows(f"SELECT compression, body FROM {self.t('raw_payloads')} "
                          "WHERE endpoint = %s AND partition_date = %s", (endpoint, day))
         if not rows:
             return None
         compression, body = rows[0]
+        return decompress(bytes(body), compression)
+
+    def records(self, endpoint: str, day: dt.date) -> list | None:
+        body = self.body(endpoint, day)
         # Decoded on its own, not taken from the run's parse: the check must not trust the parser it checks.
-        return decode_records(endpoint, decompress(bytes(body), compression), endpoint)  # type: ignore[arg-type]
+        return None if body is None else decode_records(endpoint, body, endpoint)  # type: ignore[arg-type]
 
     def rejected_indexes(self, asset: str, day: dt.date) -> set[int]:
         return {r[0] for r in self.rows(
@@ -110,30 +115,15 @@ class Warehouse:
 
 # -- blocking rules ------------------------------------------------------------------------------
 
-def _pool_key(record: object) -> str | None:
-    try:
-        return str(uuid.UUID(record["pool"].strip()))  # type: ignore[index]
-    except Exception:
-        return None
-
-
-def _slug_key(record: object) -> str | None:
-    try:
-        slug = record["slug"].strip()  # type: ignore[index]
-    except Exception:
-        return None
-    return slug or None
-
-
-# asset -> (endpoint, key of a record, SQL counting the day's rows among keys)
+# asset -> (endpoint, the record's key field, SQL counting the day's rows among keys)
 _RECONCILE = {
-    "pools": ("pools", _pool_key,
+    "pools": ("pools", "pool",
               "SELECT count(*) FROM {t} WHERE pool_id = ANY(%s::uuid[]) AND first_seen_date <= %s AND last_seen_date >= %s"),
-    "projects": ("protocols", _slug_key,
+    "projects": ("protocols", "slug",
                  "SELECT count(*) FROM {t} WHERE slug = ANY(%s) AND first_seen_date <= %s AND last_seen_date >= %s"),
-    "pool_snapshots": ("pools", _pool_key,
+    "pool_snapshots": ("pools", "pool",
                        "SELECT count(*) FROM {t} WHERE pool_id = ANY(%s::uuid[]) AND snapshot_date = %s AND %s IS NOT NULL"),
-    "lend_borrow_snapshots": ("lend_borrow", _pool_key, "SELECT count(*) FROM {t} WHERE pool_id = ANY(%s::uuid[]) "
+    "lend_borrow_snapshots": ("lend_borrow", "pool", "SELECT count(*) FROM {t} WHERE pool_id = ANY(%s::uuid[]) "
                               "AND snapshot_date = %s AND %s IS NOT NULL"),
 }
 _FACTS = ("pool_snapshots", "lend_borrow_snapshots")
@@ -142,18 +132,19 @@ _FACTS = ("pool_snapshots", "lend_borrow_snapshots")
 def counts_add_up(db: Warehouse, asset: str, day: dt.date) -> Verdict:
     """Every record of the day's payload is either a row of the table or a reject: record_count ==
     rows loaded + rejects, checked key by key so that a dropped record cannot hide behind an extra row."""
-    endpoint, key_of, count_sql = _RECONCILE[asset]
-    records = db.records(endpoint, day)
-    if records is None:
+    endpoint, field, count_sql = _RECONCILE[asset]
+    body = db.body(endpoint, day)
+    if body is None:
         return Verdict(True, f"no /{endpoint} payload stored for {day} (filled from chart history): nothing to add up",
                        {"source": "chart"}, skipped=True)
+    # Each record's key, read from the stored body without the values this check does not need.
+    records = stored_records.keys(endpoint, body, field)
     rejected = db.rejected_indexes(asset, day)
     keys: list[str] = []
     unaccounted: list[int] = []
-    for index, record in enumerate(records):
+    for index, key in enumerate(records):
         if index in rejected:
             continue
-        key = key_of(record)
         if key is None:
             unaccounted.append(index)
         else:
@@ -286,23 +277,21 @@ def chains_known(db: Warehouse, day: dt.date) -> Verdict:
     return Verdict(True, f"all {len(rows)} chains of {day} are in the alias map", metadata)
 
 
-def _fields(records: Iterable) -> set[str]:
-    fields: set[str] = set()
-    for record in records:
-        if isinstance(record, dict):
-            fields.update(record)
-    return fields
+def _fields(db: Warehouse, endpoint: str, day: dt.date) -> set[str] | None:
+    """The fields of the day's stored records (the union over records that are objects)."""
+    body = db.body(endpoint, day)
+    return None if body is None else stored_records.fields(endpoint, body)
 
 
 def fields_stable(db: Warehouse, endpoint: str, day: dt.date) -> Verdict:
     """Fields that appeared in, or vanished from, the payload compared with the previous stored day."""
-    records = db.records(endpoint, day)
-    if records is None:
+    now = _fields(db, endpoint, day)
+    if now is None:
         return Verdict(True, f"no /{endpoint} payload stored for {day}", skipped=True)
     previous_day = db.previous_payload_day(endpoint, day)
     if previous_day is None:
-        return Verdict(True, f"no earlier /{endpoint} payload to compare with", {"fields": len(_fields(records))})
-    now, before = _fields(records), _fields(db.records(endpoint, previous_day) or [])
+        return Verdict(True, f"no earlier /{endpoint} payload to compare with", {"fields": len(now)})
+    before = _fields(db, endpoint, previous_day) or set()
     appeared, vanished = sorted(now - before), sorted(before - now)
     metadata = {"previous_day": previous_day.isoformat(), "appeared": appeared, "vanished": vanished}
     if appeared or vanished:

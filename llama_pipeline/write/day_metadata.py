@@ -43,11 +43,13 @@ def publish(context: dg.OutputContext, run_wide: Mapping[str, object],
     context.add_output_metadata(dict(run_wide))
 
 
-def publish_from_asset(context: dg.AssetExecutionContext, per_day: Mapping[dt.date, Mapping[str, object]]) -> None:
-    """The same from an asset's body (assets that write without the IO manager)."""
+def publish_from_asset(context: dg.AssetExecutionContext, per_day: Mapping[dt.date, Mapping[str, object]],
+                       asset_key: dg.AssetKey | None = None) -> None:
+    """The same from an asset's body (assets that write without the IO manager); ``asset_key`` names
+    the asset of a multi-asset."""
     for day, figures in per_day.items():
         if figures:
-            context.add_asset_metadata(dict(figures), partition_key=partition_key(day))
+            context.add_asset_metadata(dict(figures), asset_key=asset_key, partition_key=partition_key(day))
 
 
 def failed_days_message(what: str, of_days: int, failed: Sequence[tuple[dt.date, str]], shown: int = 50) -> str:

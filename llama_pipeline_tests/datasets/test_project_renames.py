@@ -13,7 +13,7 @@ from llama_pipeline_tests.conftest import all_assets, archive_payloads, dataset_
 from llama_pipeline_tests.testing import synthetic
 
 DAY1, DAY2 = utc_today() - dt.timedelta(days=3), utc_today() - dt.timedelta(days=2)
-ASSETS = [*all_assets(), *dataset_assets(), analytics.project_daily_stats]
+ASSETS = [*all_assets(), *dataset_assets(), analytics.analytics]  # runs project_daily_stats alone
 WAREHOUSE = ["chains", "projects", "project_renames", "pools", "pool_snapshots", "project_daily_stats"]
 
 

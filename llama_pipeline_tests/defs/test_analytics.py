@@ -19,8 +19,7 @@ from llama_pipeline.decode.pools import parse_pools
 from llama_pipeline.decode.protocols import parse_protocols
 from llama_pipeline_tests.conftest import all_assets, asset_keys, archive_payloads, warehouse_assets
 
-ANALYTICS = [analytics.pool_latest, analytics.pool_apy_rolling, analytics.chain_daily_stats,
-             analytics.project_daily_stats, analytics.pool_apy_stats]
+ANALYTICS = [analytics.analytics]  # the five relations, one multi-asset
 # Day 3 is a week after day 2: the 7-day windows ending on day 3 hold day 3 alone, the 30-day ones all.
 DAYS = (dt.date(2026, 10, 1), dt.date(2026, 10, 2), dt.date(2026, 10, 9))
 
@@ -477,3 +476,26 @@ def test_an_old_partition_leaves_the_as_of_newest_tables_as_of_the_newest_day(re
     assert query("SELECT min(apy_days_30d), max(apy_days_30d) FROM pool_apy_stats") == [(2, 2)]
     meta = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
     assert meta["pool_apy_stats"]["rows_written"].value == 60 and meta["pool_apy_stats"]["as_of_date"].value == DAYS[2].isoformat()
+
+
+def test_a_failed_refresh_leaves_every_analytics_relation_as_it_was(resources, warehouse, query):
+    """The relations are refreshed together and committed together: one that fails (here a table a
+    migration should have made is gone) rolls back the others' work of the run, on either connection."""
+    protocols = synthetic.generate_protocols(30, seed=17)
+    payload = synthetic.generate_pools(50, seed=17, protocols=protocols, day=DAYS[0])
+    archive_payloads(warehouse, DAYS[0], payload, protocols)
+    archive_payloads(warehouse, DAYS[1], synthetic.evolve_pools(payload, seed=3, changed=0.5), protocols)
+    assert run([*warehouse_assets(), *ANALYTICS], resources, DAYS[0]).success
+    tables = ("pool_latest", "chain_daily_stats", "project_daily_stats")
+    before = {name: query(f"SELECT xmin::text, * FROM {name} ORDER BY 2, 3") for name in tables}
+    query("DROP TABLE pool_apy_stats")
+
+    result = dg.materialize([*all_assets(), *ANALYTICS], selection=asset_keys([*warehouse_assets(), *ANALYTICS]),
+                            resources=resources, partition_key=DAYS[1].isoformat(), raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "pool_apy_stats is missing" in str(failure.event_specific_data.error)
+    assert query("SELECT count(*) FROM pool_snapshots WHERE snapshot_date = %s", (DAYS[1],))[0][0] > 0
+    assert {name: query(f"SELECT xmin::text, * FROM {name} ORDER BY 2, 3") for name in tables} == before
+    assert not {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()} & {
+        view.name for view in analytics.VIEWS}
