@@ -11,11 +11,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import resource
 import subprocess
 import sys
 
+import dagster as dg
+
 from llama_pipeline.fetch.http_client import DefiLlamaClient
+from llama_pipeline.partitions import utc_today
 from llama_pipeline.write.io_manager import WarehouseIOManager
 from llama_pipeline.write.warehouse import Warehouse
 from llama_pipeline_tests.testing.payload_server import PayloadServer
@@ -29,22 +33,58 @@ RUN_SCRIPT = ROOT / "benchmarks" / "run.py"  # its hidden --child-one-day flag c
 
 
 def child_one_day(args: argparse.Namespace) -> None:
-    """In a fresh process: one whole-graph materialization of today; print peak RSS as JSON."""
+    """In a fresh process: one whole-graph materialization of today; print peak RSS as JSON.
+
+    ``--child-mode materialize`` (the figure issue 13 tracks) runs ``dg.materialize``, which keeps every
+    step's output value until the run ends (``execute_in_process`` captures them for ``output_for_node``).
+    ``run-worker`` executes the job as a production run worker does (``dg.execute_job`` on the code
+    location's job, the in-process executor, resources from the environment), where a step's output is
+    freed once the IO manager has written it."""
     fresh_schema(args.database_url, args.child_schema)
-    warehouse = Warehouse(database_url=args.database_url, schema_name=args.child_schema)
-    resources = {
-        "warehouse": warehouse,
-        "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
-        "defillama": DefiLlamaClient(pools_url=args.pools_url, protocols_url=args.protocols_url,
-                                     chart_url=args.pools_url.rsplit("/", 1)[0] + "/chart/{pool}", read_timeout=120),
-    }
     rss_before = high_water_mb()
-    seconds, _ = timed(lambda: materialize(pipeline_assets(), resources))
+    if args.child_mode == "run-worker":
+        run = lambda: run_as_worker(args)  # noqa: E731
+    else:
+        warehouse = Warehouse(database_url=args.database_url, schema_name=args.child_schema)
+        resources = {
+            "warehouse": warehouse,
+            "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
+            "defillama": DefiLlamaClient(pools_url=args.pools_url, protocols_url=args.protocols_url,
+                                         chart_url=chart_url(args.pools_url), read_timeout=120),
+        }
+        run = lambda: materialize(pipeline_assets(), resources)  # noqa: E731
+    seconds, _ = timed(run)
     rss = high_water_mb()
     ru_maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     drop_schema(args.database_url, args.child_schema)
     print(json.dumps({"peak_rss_mb": rss, "rss_before_run_mb": rss_before, "ru_maxrss_mb": ru_maxrss,
                       "seconds": seconds}))
+
+
+def chart_url(pools_url: str) -> str:
+    return pools_url.rsplit("/", 1)[0] + "/chart/{pool}"
+
+
+def code_location_job() -> dg.JobDefinition:
+    """The yields' graph as a job of the code location, loaded as a run worker loads it (resources from
+    the environment)."""
+    from llama_pipeline.definitions import defs
+
+    keys = [key for asset in pipeline_assets() for key in asset.keys]
+    job = dg.define_asset_job("footprint_one_day", selection=dg.AssetSelection.assets(*keys))
+    return dg.Definitions.merge(defs(), dg.Definitions(jobs=[job])).resolve_job_def(job.name)
+
+
+def run_as_worker(args: argparse.Namespace) -> None:
+    # The environment a deployment gives the code location (os.environ of this child process only).
+    os.environ.update({"DATABASE_URL": args.database_url, "WAREHOUSE_SCHEMA": args.child_schema,
+                       "SOURCE_URL": args.pools_url, "PROTOCOLS_URL": args.protocols_url,
+                       "CHART_URL": chart_url(args.pools_url)})
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.execute_job(dg.reconstructable(code_location_job), instance=instance,
+                                tags={"dagster/partition": utc_today().isoformat()}, raise_on_error=True)
+        if not result.success:
+            raise RuntimeError("the run-worker run failed")
 
 
 def high_water_mb() -> float:
@@ -57,8 +97,8 @@ def high_water_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure_rss(url: str, server: PayloadServer, prefix: str) -> dict:
-    command = [sys.executable, str(RUN_SCRIPT), "--child-one-day", "--database-url", url,
+def measure_rss(url: str, server: PayloadServer, prefix: str, mode: str = "materialize") -> dict:
+    command = [sys.executable, str(RUN_SCRIPT), "--child-one-day", "--child-mode", mode, "--database-url", url,
                "--child-schema", f"{prefix}_rss", "--pools-url", server.url("/pools"),
                "--protocols-url", server.url("/protocols")]
     output = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT).stdout
@@ -95,6 +135,7 @@ def run(bench: Bench, server: PayloadServer, payloads: Payloads) -> None:
     server.set("/pools", payloads.day1_body)
     server.set("/protocols", payloads.protocols_body)
     bench.results["rss"] = measure_rss(bench.url, server, bench.prefix)
+    bench.results["rss_run_worker"] = measure_rss(bench.url, server, bench.prefix, "run-worker")
     year = bench.schema("year")
     bench.results["disk"] = disk_figures(bench.url, year) if schema_exists(bench.url, year) else None
 
@@ -102,8 +143,12 @@ def run(bench: Bench, server: PayloadServer, payloads: Payloads) -> None:
 def report(results: dict, args: argparse.Namespace, checks: Checks) -> None:
     disk = results["disk"]
     rss = results["rss"]
-    rows = [["peak RSS, one-day run (subprocess, VmHWM)", fmt(rss["peak_rss_mb"], "MB")],
+    rows = [["peak RSS, one-day run (subprocess, VmHWM; dg.materialize)", fmt(rss["peak_rss_mb"], "MB")],
             ["  of which before the run (imports)", fmt(rss["rss_before_run_mb"], "MB")]]
+    worker = results.get("rss_run_worker")
+    if worker:
+        rows.append(["peak RSS, the same run as a run worker executes it (dg.execute_job)",
+                     fmt(worker["peak_rss_mb"], "MB")])
     checks.check("peak RSS one day (MB)", rss["peak_rss_mb"], *TARGETS["peak RSS one day (MB)"])
     if disk is None:
         rows.append(["disk per day", "not measured: no backfilled schema (run with --scenario backfill)"])
