@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import typing
-from itertools import chain
 from operator import attrgetter
 from typing import Annotated
 
@@ -84,18 +83,7 @@ class PoolsDocument(msgspec.Struct):
     status: str = "success"
 
 
-class _RawPoolsDocument(msgspec.Struct):
-    """The envelope with its records left undecoded (views into the body), to decode them in pieces."""
-
-    data: list[msgspec.Raw]
-    status: str = "success"
-
-
-_ENVELOPE = msgspec.json.Decoder(_RawPoolsDocument)
-_POOL = msgspec.json.Decoder(Pool)
-# Records decoded at a time. Decoded whole, a day's Pool objects (20 MB for 17,000 pools, mostly one
-# Python float per value) were alive together with the frames built from them: the warehouse step's peak.
-PIECE_RECORDS = 2_000
+_DECODER = msgspec.json.Decoder(PoolsDocument)
 
 # API field -> (column, lenient reader), from the model: what lineage maps and the salvage reads.
 _ATTRIBUTE_NAMES = Pool.__struct_fields__[3:10]
@@ -147,53 +135,29 @@ class _Kept:
 def parse_pools(body: bytes, day: dt.date, url: str = "pools") -> ParsedPools:
     """The day's rows from the whole ``/pools`` body (envelope included); raises ``PayloadError`` when
     the body as a whole is unusable (not JSON, truncated, status not success, no records)."""
-    parsed = _clean_in_pieces(body, day)
-    if parsed is not None:
-        return parsed
+    document = _clean_document(body)
+    if document is not None:
+        names = _Names()
+        kept = _clean_day(document.data, names, fields.all_storable(body))
+        if kept is not None:
+            return _parsed(kept, [], day)
     # Not a clean day: the envelope judged as JSON (its errors are the raw assets'), then each record.
     return _parse_records(payloads.decode_records("pools", body, url), day)
 
 
 def record_count(body: bytes, url: str = "pools") -> int:
-    """How many records the body holds, as the capture checks it: a clean body by the model's decode
-    of every record (no rows built), any other through ``parse_pools``, which raises ``PayloadError``
-    for an unusable body."""
-    raws = _raw_records(body)
-    if raws is not None:
-        try:
-            for start in range(0, len(raws), PIECE_RECORDS):
-                list(map(_POOL.decode, raws[start:start + PIECE_RECORDS]))
-            return len(raws)
-        except msgspec.DecodeError:  # ValidationError included: a value the model does not take
-            pass
+    """How many records the body holds, as the capture checks it: a clean body in one model decode (no
+    rows built), any other through ``parse_pools``, which raises ``PayloadError`` for an unusable body."""
+    document = _clean_document(body)
+    if document is not None:
+        return len(document.data)
     return parse_pools(body, dt.date.min, url).record_count
 
 
-def _raw_records(body: bytes) -> list[msgspec.Raw] | None:
-    """The records of an envelope that holds some with status success, undecoded; else None."""
-    document = fields.decode_or_none(_ENVELOPE, body)
-    return document.data if document is not None and document.data and document.status == "success" else None
-
-
-def _clean_in_pieces(body: bytes, day: dt.date) -> ParsedPools | None:
-    """The day's rows when the body decodes by the model and nothing in it needs a closer look (see
-    ``_clean_day``), decoded ``PIECE_RECORDS`` records at a time; else None."""
-    raws = _raw_records(body)
-    if raws is None:
-        return None
-    storable, names, gathered, ids = fields.all_storable(body), _Names(), _Gathered(day), set()
-    for start in range(0, len(raws), PIECE_RECORDS):
-        try:
-            kept = _clean_day(list(map(_POOL.decode, raws[start:start + PIECE_RECORDS])), names, storable)
-        except msgspec.DecodeError:  # ValidationError included
-            return None
-        if kept is None:
-            return None
-        ids.update(map(attrgetter("pool"), kept.pools))
-        gathered.add(kept)
-    if len(ids) < len(raws):  # an id repeated in another piece
-        return None
-    return gathered.parsed()
+def _clean_document(body: bytes) -> PoolsDocument | None:
+    """The body decoded by the model in one pass, when it fits as a whole and holds records."""
+    document = fields.decode_or_none(_DECODER, body)
+    return document if document is not None and document.data and document.status == "success" else None
 
 
 class _Names:
@@ -329,29 +293,12 @@ def _project(field: str, value: object) -> str:
 
 def _parsed(kept: _Kept, rejects: list[Reject], day: dt.date) -> ParsedPools:
     """The kept records as the two tables' rows (pandas infers each column's dtype from its values)."""
-    spellings = _spellings(zip(kept.chains, kept.spellings))
+    spellings: dict[str, set[str]] = {}
+    for chain, spelling in set(zip(kept.chains, kept.spellings)):
+        spellings.setdefault(chain, set()).add(spelling)
     if not kept.pools:
         return ParsedPools(pd.DataFrame.from_records([], columns=POOL_COLUMNS),
                            pd.DataFrame.from_records([], columns=SNAPSHOT_COLUMNS), rejects, 0, spellings)
-    pool_columns, snapshot_columns = _column_values(kept, day)
-    return ParsedPools(
-        pools=pd.DataFrame(dict(zip(POOL_COLUMNS, map(_column, POOL_COLUMNS, pool_columns)))),
-        snapshots=pd.DataFrame(dict(zip(SNAPSHOT_COLUMNS, map(_column, SNAPSHOT_COLUMNS, snapshot_columns)))),
-        rejects=rejects,
-        invalid_values=coerce.invalid_value_count(kept.extras),
-        chain_spellings=spellings,
-    )
-
-
-def _spellings(pairs) -> dict[str, set[str]]:  # noqa: ANN001 - (chain, spelling) pairs
-    spellings: dict[str, set[str]] = {}
-    for chain, spelling in set(pairs):
-        spellings.setdefault(chain, set()).add(spelling)
-    return spellings
-
-
-def _column_values(kept: _Kept, day: dt.date) -> tuple[list[list], list[list]]:
-    """The values of each column of ``pools`` and of ``pool_snapshots``, in the tables' column order."""
     pools = kept.pools
     ids = list(map(attrgetter("pool"), pools))
     days = [day] * len(pools)
@@ -361,40 +308,13 @@ def _column_values(kept: _Kept, day: dt.date) -> tuple[list[list], list[list]]:
     snapshot_columns = [ids, days, *(list(map(attrgetter(name), pools)) for name in _METRIC_NAMES),
                         *(list(map(attrgetter(name), predictions)) for name in Predictions.__struct_fields__),
                         ["pools"] * len(pools), kept.extras]
-    return pool_columns, snapshot_columns
-
-
-class _Gathered:
-    """A clean day's columns, gathered piece by piece: a float column becomes an array as each piece
-    comes (holding a Python float per value to the end would cost what decoding the day whole did), the
-    others stay lists; joined, each column is exactly what ``_column`` makes of the whole day's values."""
-
-    def __init__(self, day: dt.date) -> None:
-        self.day = day
-        self.pairs: set[tuple[str, str]] = set()
-        self.pools: list[list] = [[] for _ in POOL_COLUMNS]
-        self.snapshots: list[list] = [[] for _ in SNAPSHOT_COLUMNS]
-
-    def add(self, kept: _Kept) -> None:
-        self.pairs.update(zip(kept.chains, kept.spellings))
-        for gathered, names, columns in zip((self.pools, self.snapshots), (POOL_COLUMNS, SNAPSHOT_COLUMNS),
-                                            _column_values(kept, self.day)):
-            for pieces, name, values in zip(gathered, names, columns):
-                pieces.append(np.array(values, dtype=np.float64) if _KIND.get(name) is float else values)
-
-    def parsed(self) -> ParsedPools:
-        pools = {name: _joined(name, pieces) for name, pieces in zip(POOL_COLUMNS, self.pools)}
-        snapshots = {name: _joined(name, pieces) for name, pieces in zip(SNAPSHOT_COLUMNS, self.snapshots)}
-        return ParsedPools(pools=pd.DataFrame(pools), snapshots=pd.DataFrame(snapshots), rejects=[],
-                           invalid_values=coerce.invalid_value_count(snapshots["extra"]),
-                           chain_spellings=_spellings(self.pairs))
-
-
-def _joined(name: str, pieces: list) -> list | np.ndarray:
-    if _KIND.get(name) is float:  # as _column: all NULL stays a list of None (numbers are finite)
-        array = np.concatenate(pieces)
-        return [None] * len(array) if np.isnan(array).all() else array
-    return _column(name, list(chain.from_iterable(pieces)))
+    return ParsedPools(
+        pools=pd.DataFrame(dict(zip(POOL_COLUMNS, map(_column, POOL_COLUMNS, pool_columns)))),
+        snapshots=pd.DataFrame(dict(zip(SNAPSHOT_COLUMNS, map(_column, SNAPSHOT_COLUMNS, snapshot_columns)))),
+        rejects=rejects,
+        invalid_values=coerce.invalid_value_count(kept.extras),
+        chain_spellings=spellings,
+    )
 
 
 _KIND = {column: fields.base_type(hint) for model in (Pool, Predictions)
