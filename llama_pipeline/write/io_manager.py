@@ -169,7 +169,8 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                     # One merge for the whole range: each key once, as of its newest day, however many days.
                     cur.execute(f"CREATE TEMP TABLE _stage (LIKE {self._qualified(table.name)} INCLUDING DEFAULTS) "
                                 "ON COMMIT DROP")
-                    cur.copy_expert(f"COPY _stage ({column_list}) FROM STDIN", CopyStream(folded.rows, columns))
+                    cur.copy_expert(f"COPY _stage ({column_list}) FROM STDIN", CopyStream(folded.rows, columns),
+                                    size=CopyStream.READ_SIZE)
                     cur.execute(upsert_sql(self._qualified(table.name), table))
                     written = cur.fetchall()
                 attribute_upsert(per_day, written)
@@ -204,7 +205,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         else:
             for batch in batches:
                 cur.copy_expert(f"COPY {target} ({column_list}) FROM STDIN",
-                                CopyStream(batch.rows, list(declared.table.columns)))
+                                CopyStream(batch.rows, list(declared.table.columns)), size=CopyStream.READ_SIZE)
             counts = [(batch.day, len(batch.rows)) for batch in batches]
         for day, count in counts:
             per_day[day]["inserted"] = count
