@@ -9,6 +9,11 @@ known (float64, int64, bool, pandas strings, datetime64) takes a vectorised or t
 everything else goes value by value through :func:`formatter`, which is the definition of how a
 value is spelled. The fast paths must give exactly the bytes the per-value path gives; the tests in
 ``llama_pipeline_tests/write/test_pg_copy.py`` compare the two on every type and edge value.
+
+Rows are rendered ``CHUNK_ROWS`` at a time (whole columns of each piece), and ``CopyStream`` feeds the
+pieces to ``copy_expert`` as it reads, so a table's COPY text is never in memory whole. A value COPY
+cannot take then fails the COPY mid-stream: psycopg2 raises ``QueryCanceled`` naming the Python error
+("error in .read() call: OverflowError ..."), and the transaction rolls back as before.
 """
 
 from __future__ import annotations
