@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the one-year schema for inspection")
     parser.add_argument("--json", help="also write every figure to this file")
     parser.add_argument("--child-one-day", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-mode", choices=("materialize", "run-worker"), default="materialize",
+                        help=argparse.SUPPRESS)
     parser.add_argument("--child-schema", help=argparse.SUPPRESS)
     parser.add_argument("--pools-url", help=argparse.SUPPRESS)
     parser.add_argument("--protocols-url", help=argparse.SUPPRESS)

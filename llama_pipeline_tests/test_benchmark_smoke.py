@@ -44,6 +44,15 @@ def test_one_scenario_runs_alone_with_what_it_needs(database_url: str) -> None:
     assert "row-by-row / pipeline (six assets)" in stdout
 
 
+def test_footprint_runs_alone_and_says_what_it_did_not_measure(database_url: str) -> None:
+    """``--scenario footprint`` needs no backfill: both RSS figures, and the disk figures named as not taken."""
+    stdout = quick_run("run.py", database_url, "smoke_rss", "--scenario", "footprint")
+    printed = [heading for heading in HEADINGS if heading in stdout]
+    assert printed == ["== 7. Memory and disk", "== Targets"], stdout
+    assert "dg.materialize" in stdout and "as a run worker executes it" in stdout
+    assert "not measured: no backfilled schema" in stdout and "raw payloads per day" not in stdout
+
+
 def test_an_unknown_scenario_is_refused_by_name() -> None:
     completed = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--scenario", "one_day,nope"],
                                cwd=ROOT, capture_output=True, text=True, timeout=120)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 import msgspec
@@ -127,7 +128,8 @@ _KNOWN = frozenset(Protocol.__struct_fields__)
 _TEXT_INDEXES = [i + 1 for i, name in enumerate(_ATTRIBUTE_NAMES) if _READ[name] is coerce.text]
 _LIST_INDEXES = [i + 1 for i, name in enumerate(_ATTRIBUTE_NAMES) if _READ[name] is coerce.text_list]
 CHAIN_COLUMNS = ["name", "aliases", "first_seen_date", "last_seen_date"]
-_DECODER = msgspec.json.Decoder()
+_RAW_RECORDS = msgspec.json.Decoder(list[msgspec.Raw])
+_RECORD = msgspec.json.Decoder()  # one record: an object whose unknown fields go to extra
 
 
 @dataclasses.dataclass
@@ -159,38 +161,67 @@ def parse_protocols(body: bytes, day: dt.date, pool_projects: set[str] = frozens
 
 @dataclasses.dataclass(frozen=True)
 class ProtocolRecords:
-    """The body's records as decoded JSON, and whether every value in them is storable as decoded
-    (``fields.all_storable``): what the raw step's check decodes and the warehouse step lists."""
+    """What the raw step's check decoded of a body, for the warehouse step to list (``listed_from``):
+    the records undecoded (``msgspec.Raw`` views into the body, each already decoded once to judge it)
+    when msgspec reads the list, else the records as decoded JSON; and whether every value in them is
+    storable as decoded (``fields.all_storable``)."""
 
     records: list
+    undecoded: bool
     storable: bool
 
 
 def decode_body(body: bytes, url: str = "protocols") -> ProtocolRecords:
-    """The body's records (``PayloadError`` for an unusable body), what the raw step checks a capture by;
-    each record is judged when the warehouse step lists them (``listed_from``), which sets a bad one aside
-    with its reason."""
+    """The body's records (``PayloadError`` for an unusable body), what the raw step checks a capture by.
+    Every record is decoded as the warehouse step will decode it, one at a time, so none is held past its
+    turn (decoding the whole list at once held 22 MB of objects for 7,000 protocols); each record is
+    judged when the warehouse step lists them (``listed_from``), which sets a bad one aside with its reason."""
+    raws = _raw_records(body)
+    if raws is not None:
+        try:
+            for raw in raws:
+                _RECORD.decode(raw)
+            return ProtocolRecords(raws, True, fields.all_storable(body))
+        except msgspec.DecodeError:  # a value msgspec refuses (1e400 ...): judged below
+            pass
+    return ProtocolRecords(payloads.decode_records("protocols", body, url), False, False)
+
+
+def _raw_records(body: bytes) -> list[msgspec.Raw] | None:
+    """The body's records as undecoded JSON (views into ``body``), when it is a non-empty list msgspec
+    reads."""
     try:
-        document = _DECODER.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):  # JSON msgspec refuses (NaN, 1e400 ...): judged below
-        document = None
-    if isinstance(document, list) and document:
-        return ProtocolRecords(document, fields.all_storable(body))
-    return ProtocolRecords(payloads.decode_records("protocols", body, url), False)
+        raws = _RAW_RECORDS.decode(body)
+    except msgspec.DecodeError:  # not a list, or JSON msgspec refuses (NaN, ...): judged by decode_records
+        return None
+    return raws or None
 
 
 def listed_protocols(body: bytes, day: dt.date, url: str = "protocols") -> ListedProtocols:
     """Rows of ``projects`` for the valid protocols of the whole ``/protocols`` body (no placeholders)."""
-    return listed_from(decode_body(body, url), day)
+    raws = _raw_records(body)
+    if raws is not None:
+        try:
+            return _listed(map(_RECORD.decode, raws), fields.all_storable(body), day)
+        except msgspec.DecodeError:  # a record msgspec cannot decode (1e400 ...): all of them judged below
+            pass
+    return _listed(payloads.decode_records("protocols", body, url), False, day)
 
 
 def listed_from(decoded: ProtocolRecords, day: dt.date) -> ListedProtocols:
-    """``listed_protocols`` of a body already decoded (``decode_body``)."""
-    found, storable = decoded.records, decoded.storable
+    """``listed_protocols`` of a body the raw step already checked (``decode_body``)."""
+    records = map(_RECORD.decode, decoded.records) if decoded.undecoded else decoded.records
+    return _listed(records, decoded.storable, day)
+
+
+def _listed(records: Iterable[object], storable: bool, day: dt.date) -> ListedProtocols:
+    """The rows of ``records`` (decoded as they are iterated); ``storable``: every value is known to be."""
     rows: list[tuple] = []
     rejects: list[Reject] = []
+    spellings: dict[str, set[str]] = {}
     first_index: dict[str, int] = {}
-    for index, record in enumerate(found):
+    for index, record in enumerate(records):
+        _add_chain_spellings(spellings, record)  # rejected records' too
         key = record.get("slug") if isinstance(record, dict) else None
         try:
             if not isinstance(record, dict):
@@ -206,7 +237,7 @@ def listed_from(decoded: ProtocolRecords, day: dt.date) -> ListedProtocols:
             continue
         first_index[slug] = index
         rows.append((slug, *values, True, extra, day, day))
-    return ListedProtocols(tuple(rows), tuple(rejects), _chain_spellings(found))
+    return ListedProtocols(tuple(rows), tuple(rejects), spellings)
 
 
 def _attributes(record: dict, storable: bool) -> tuple[tuple, dict]:
@@ -242,22 +273,19 @@ def with_placeholders(listed: ListedProtocols, pool_projects: set[str], day: dt.
                            invalid_values=coerce.invalid_value_count(row[extra] for row in listed.rows))
 
 
-def _chain_spellings(found: list) -> dict[str, set[str]]:
-    """The chain spellings in every record's ``chains`` list (rejected records' too)."""
-    spellings: dict[str, set[str]] = {}
-    for record in found:
-        names = record.get("chains") if isinstance(record, dict) else None
-        for name in names if isinstance(names, list) else ():
-            try:
-                spellings.setdefault(canonical_chain(name), set()).add(name)
-            except ValueError:
-                continue
-    return spellings
+def _add_chain_spellings(spellings: dict[str, set[str]], record: object) -> None:
+    """The chain spellings in a record's ``chains`` list, added to ``spellings``."""
+    names = record.get("chains") if isinstance(record, dict) else None
+    for name in names if isinstance(names, list) else ():
+        try:
+            spellings.setdefault(canonical_chain(name), set()).add(name)
+        except ValueError:
+            continue
 
 
 def protocol_chain_spellings(body: bytes) -> dict[str, set[str]]:
     """The chain spellings in the protocols' ``chains`` lists."""
-    return _chain_spellings(decode_body(body).records)
+    return listed_protocols(body, dt.date.min).chain_spellings
 
 
 def chain_rows(day: dt.date, *spellings: dict[str, set[str]]) -> pd.DataFrame:

@@ -65,7 +65,9 @@ LEVEL = 3
 
 
 def compress(body: bytes) -> bytes:
-    return zstandard.ZstdCompressor(level=LEVEL).compress(body)
+    # zstandard's bytes keep their worst-case allocation (about the body's size: 11.7 MB behind a 2.0 MB
+    # compressed /pools); a copy of exactly its length lets the rest go while the payload is held.
+    return bytes(memoryview(zstandard.ZstdCompressor(level=LEVEL).compress(body)))
 
 
 def decompress(blob: bytes, compression: str) -> bytes:

@@ -33,7 +33,7 @@ from llama_pipeline.partitions import days_of
 from llama_pipeline.write import day_metadata
 from llama_pipeline.write.batches import DailyBatch, DayFigures
 from llama_pipeline.write.dimension_merge import FoldedDays, attribute_upsert, upsert_sql
-from llama_pipeline.write.pg_copy import copy_buffer
+from llama_pipeline.write.pg_copy import CopyStream, copy_buffer
 from llama_pipeline.write.spooled_rows import SpooledDays
 from llama_pipeline.write.table_write import TableWrite, WriteMode, column_schema
 from llama_pipeline.write.warehouse import Warehouse, WarehouseError
@@ -172,7 +172,8 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                     # One merge for the whole range: each key once, as of its newest day, however many days.
                     cur.execute(f"CREATE TEMP TABLE _stage (LIKE {self._qualified(table.name)} INCLUDING DEFAULTS) "
                                 "ON COMMIT DROP")
-                    cur.copy_expert(f"COPY _stage ({column_list}) FROM STDIN", copy_buffer(folded.rows, columns))
+                    cur.copy_expert(f"COPY _stage ({column_list}) FROM STDIN", CopyStream(folded.rows, columns),
+                                    size=CopyStream.READ_SIZE)
                     cur.execute(upsert_sql(self._qualified(table.name), table))
                     written = cur.fetchall()
                 attribute_upsert(per_day, written)
@@ -207,7 +208,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         else:
             for batch in batches:
                 cur.copy_expert(f"COPY {target} ({column_list}) FROM STDIN",
-                                copy_buffer(batch.rows, list(declared.table.columns)))
+                                CopyStream(batch.rows, list(declared.table.columns)), size=CopyStream.READ_SIZE)
             counts = [(batch.day, len(batch.rows)) for batch in batches]
         for day, count in counts:
             per_day[day]["inserted"] = count

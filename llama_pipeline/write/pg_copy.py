@@ -9,6 +9,11 @@ known (float64, int64, bool, pandas strings, datetime64) takes a vectorised or t
 everything else goes value by value through :func:`formatter`, which is the definition of how a
 value is spelled. The fast paths must give exactly the bytes the per-value path gives; the tests in
 ``llama_pipeline_tests/write/test_pg_copy.py`` compare the two on every type and edge value.
+
+Rows are rendered ``CHUNK_ROWS`` at a time (whole columns of each piece), and ``CopyStream`` feeds the
+pieces to ``copy_expert`` as it reads, so a table's COPY text is never in memory whole. A value COPY
+cannot take then fails the COPY mid-stream: psycopg2 raises ``QueryCanceled`` naming the Python error
+("error in .read() call: OverflowError ..."), and the transaction rolls back as before.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import datetime as dt
 import io
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import chain
 
 import numpy as np
@@ -282,10 +287,52 @@ def render_column(series: pd.Series, column: sa.Column) -> list[str]:
     return rendered
 
 
-def copy_buffer(frame: pd.DataFrame, columns: Sequence[sa.Column]) -> io.BytesIO:
-    """The rows of ``frame`` (in the order of ``columns``) as a COPY text-format stream."""
-    rendered = [render_column(frame[column.name], column) for column in columns]
-    lines = list(map("\t".join, zip(*rendered)))
-    if lines:
+# Rows rendered at a time: a whole day's strings (one per value, ~30 columns of 17,000 pools) are tens of
+# MB, and the step's peak memory is set by what it renders at once; per chunk they are a few MB, and the
+# per-chunk cost (a slice of the frame, the fast paths' checks) is small beside the rendering itself.
+CHUNK_ROWS = 2_000
+
+
+def copy_chunks(frame: pd.DataFrame, columns: Sequence[sa.Column], rows: int = CHUNK_ROWS) -> Iterator[bytes]:
+    """The rows of ``frame`` (in the order of ``columns``) as COPY text, ``rows`` rows per piece, every row
+    ending in a newline. Each piece is rendered when asked for, so only one piece's strings are alive."""
+    for start in range(0, len(frame), rows):
+        part = frame.iloc[start:start + rows]
+        rendered = [render_column(part[column.name], column) for column in columns]
+        lines = list(map("\t".join, zip(*rendered)))
+        del rendered
         lines.append("")  # the last row ends in a newline too
-    return io.BytesIO("\n".join(lines).encode("utf-8"))
+        yield "\n".join(lines).encode("utf-8")
+
+
+class CopyStream(io.RawIOBase):
+    """A readable file over ``copy_chunks`` for ``cursor.copy_expert``: it renders the next piece when
+    the driver has sent the previous one, so a table's COPY text is never held whole. Pass
+    ``size=READ_SIZE`` to ``copy_expert``: at its default 8 KB, the reads cost more than the rendering."""
+
+    READ_SIZE = 2**18
+
+    def __init__(self, frame: pd.DataFrame, columns: Sequence[sa.Column], rows: int = CHUNK_ROWS) -> None:
+        super().__init__()
+        self._chunks = copy_chunks(frame, columns, rows)
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # noqa: ANN001 - a writable buffer (memoryview or bytearray)
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = memoryview(chunk)
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def copy_buffer(frame: pd.DataFrame, columns: Sequence[sa.Column]) -> io.BytesIO:
+    """The rows of ``frame`` (in the order of ``columns``) as one COPY text-format buffer (small tables;
+    a large one streams through ``CopyStream``)."""
+    return io.BytesIO(b"".join(copy_chunks(frame, columns)))

@@ -16,7 +16,7 @@ from typing import BinaryIO
 import sqlalchemy as sa
 
 from llama_pipeline.write.batches import DailyBatch, DayFigures
-from llama_pipeline.write.pg_copy import copy_buffer
+from llama_pipeline.write.pg_copy import copy_chunks
 
 MAX_IN_MEMORY = 8 * 2**20  # bytes of COPY text kept in memory before the file goes to disk
 
@@ -34,7 +34,8 @@ class SpooledDays:
         """Serialize the next day's rows (days arrive in ascending order)."""
         if self.days and batch.day <= self.days[-1].day:
             raise ValueError(f"{self.table.name}: {batch.day} added after {self.days[-1].day}")
-        self.file.write(copy_buffer(batch.rows, list(self.table.columns)).getbuffer())
+        for chunk in copy_chunks(batch.rows, list(self.table.columns)):  # never the day's text whole
+            self.file.write(chunk)
         self.days.append(DayFigures.of(batch))
 
     def rows(self) -> BinaryIO:

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
 from llama_pipeline import schema
-from llama_pipeline.write.pg_copy import copy_buffer
+from llama_pipeline.write.pg_copy import CopyStream, copy_buffer, copy_chunks
 from llama_pipeline_tests.testing import synthetic
 from llama_pipeline.decode.pools import parse_pools
 from llama_pipeline.decode.protocols import parse_protocols
@@ -349,6 +349,37 @@ def test_values_copy_cannot_take_raise(type_, value, error) -> None:
         rendered(frame, [sa.Column("v", type_)])
 
 
+@pytest.mark.parametrize("seed", range(0, 300, 7))
+@pytest.mark.parametrize("rows", [1, 3, 16])
+def test_frames_rendered_in_pieces_render_like_the_reference(seed: int, rows: int) -> None:
+    """Each piece takes its own fast paths (a piece can be all NULL, or have no NULL, where the whole
+    column does not): the pieces together are still the reference's bytes, every row ends a piece whole."""
+    frame, columns = generated_frame(seed)
+    try:
+        expected = reference(frame, columns)
+    except (ValueError, TypeError, OverflowError) as error:
+        with pytest.raises(type(error)), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            list(copy_chunks(frame, columns, rows))
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pieces = list(copy_chunks(frame, columns, rows))
+    assert len(pieces) == -(-len(frame) // rows)
+    assert all(piece.endswith(b"\n") and piece.count(b"\n") <= rows for piece in pieces)
+    assert b"".join(pieces) == expected
+
+
+def test_copy_stream_reads_the_pieces_in_any_read_size(real_frames) -> None:
+    columns = list(schema.pool_snapshots.columns)
+    frame = real_frames["pool_snapshots"]
+    expected = reference(frame, columns)
+    for read_size in (1, 1000, 8192, len(expected) + 1):
+        stream = CopyStream(frame, columns, rows=100)
+        got = b"".join(iter(lambda: stream.read(read_size), b""))
+        assert got == expected
+
+
 def test_empty_frame_is_an_empty_stream() -> None:
     columns = list(schema.pool_snapshots.columns)
     frame = pd.DataFrame({c.name: pd.Series([], dtype=object) for c in columns})
@@ -419,21 +450,23 @@ def _same(got: object, want: object) -> bool:
     return got == want and type(got) is type(want) or (isinstance(want, (int, float)) and got == want)
 
 
-def _round_trip(database_url: str, frame: pd.DataFrame, columns: list[sa.Column]) -> list[tuple]:
+def _round_trip(database_url: str, frame: pd.DataFrame, columns: list[sa.Column], stream: bool = False) -> list[tuple]:
     ddl = ", ".join([f'"{c.name}" {c.type.compile(dialect=pg.dialect())}' for c in columns] + ['"_row" serial'])
     names = ", ".join(f'"{c.name}"' for c in columns)
     with contextlib.closing(psycopg2.connect(database_url)) as conn, conn.cursor() as cur:
         cur.execute("SET TIME ZONE 'UTC'")
         cur.execute(f"CREATE TEMP TABLE copied ({ddl})")
-        cur.copy_expert(f"COPY copied ({names}) FROM STDIN", copy_buffer(frame, columns))
+        # CopyStream in pieces of 50 rows, each sent in several of the driver's reads (8 KB)
+        source = CopyStream(frame, columns, rows=50) if stream else copy_buffer(frame, columns)
+        cur.copy_expert(f"COPY copied ({names}) FROM STDIN", source)
         cur.execute(f"SELECT {names} FROM copied ORDER BY _row")
         rows = cur.fetchall()
         conn.rollback()
     return rows
 
 
-def _assert_round_trip(database_url: str, frame: pd.DataFrame, columns: list[sa.Column]) -> None:
-    rows = _round_trip(database_url, frame, columns)
+def _assert_round_trip(database_url: str, frame: pd.DataFrame, columns: list[sa.Column], stream: bool = False) -> None:
+    rows = _round_trip(database_url, frame, columns, stream)
     assert len(rows) == len(frame)
     for j, column in enumerate(columns):
         values = frame[column.name].tolist()
@@ -484,3 +517,9 @@ def test_edge_values_round_trip_through_postgres(database_url: str) -> None:
 def test_pipeline_frames_round_trip_through_postgres(database_url: str, real_frames, table: str) -> None:
     columns = [sa.Column(c.name, c.type) for c in schema.metadata.tables[table].columns]
     _assert_round_trip(database_url, real_frames[table], columns)
+
+
+@pytest.mark.parametrize("table", ["pool_snapshots", "projects"])
+def test_pipeline_frames_stream_through_postgres(database_url: str, real_frames, table: str) -> None:
+    columns = [sa.Column(c.name, c.type) for c in schema.metadata.tables[table].columns]
+    _assert_round_trip(database_url, real_frames[table], columns, stream=True)
