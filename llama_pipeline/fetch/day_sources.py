@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 
+from llama_pipeline.fetch import raw_archive
 from llama_pipeline.fetch.payloads import Endpoint
 from llama_pipeline.write.day_metadata import failed_days_message
 from llama_pipeline.write.warehouse import Warehouse
@@ -34,8 +35,10 @@ class UncapturedDays:
     filled: dict[dt.date, str]
     empty: dict[dt.date, str]
 
-    def failure_message(self) -> str:
-        return failed_days_message(f"raw_{self.endpoint} (nothing to load)", self.of_days, sorted(self.empty.items()))
+    def failure_message(self, what: str | None = None) -> str:
+        """The empty days, one line each; ``what`` names the step (default: the raw asset)."""
+        return failed_days_message(what or f"raw_{self.endpoint} (nothing to load)", self.of_days,
+                                   sorted(self.empty.items()))
 
 
 def chart_point_counts(warehouse: Warehouse, days: Sequence[dt.date]) -> dict[dt.date, int]:
@@ -49,16 +52,6 @@ def chart_point_counts(warehouse: Warehouse, days: Sequence[dt.date]) -> dict[dt
         return dict(cur.fetchall())
 
 
-def _pools_days(warehouse: Warehouse, days: Sequence[dt.date]) -> set[dt.date]:
-    with warehouse.connection() as conn, conn.cursor() as cur:
-        cur.execute(
-            f"SELECT partition_date FROM {quote_ident(warehouse.schema_name)}.raw_payloads "
-            "WHERE endpoint = 'pools' AND partition_date = ANY(%s)",
-            (list(days),),
-        )
-        return {row[0] for row in cur.fetchall()}
-
-
 def judge(warehouse: Warehouse, endpoint: Endpoint, of_days: int, uncaptured: Sequence[dt.date]) -> UncapturedDays:
     """Sort the run's past days without a stored ``endpoint`` capture into filled and empty.
 
@@ -69,7 +62,7 @@ def judge(warehouse: Warehouse, endpoint: Endpoint, of_days: int, uncaptured: Se
     charts = chart_point_counts(warehouse, uncaptured)
     # /protocols missing on a day whose /pools capture is stored is not a day without data: the
     # warehouse loads the day's pools and keeps the projects' stored metadata.
-    with_pools = _pools_days(warehouse, uncaptured) if endpoint == "protocols" else set()
+    with_pools = raw_archive.stored_days(warehouse, "pools", uncaptured) if endpoint == "protocols" else set()
     filled, empty = {}, {}
     for day in uncaptured:
         if day in with_pools:

@@ -11,16 +11,14 @@ import dagster as dg
 from llama_pipeline import lineage, schema
 from llama_pipeline.decode import warehouse_days
 from llama_pipeline.decode.decoded_payloads import DecodedPayloads
-from llama_pipeline.fetch import day_sources
+from llama_pipeline.fetch import day_sources, raw_archive
 from llama_pipeline.partitions import DAILY, days_of
 from llama_pipeline.schema_datasets import project_renames as renames_table
-from llama_pipeline.write.day_metadata import failed_days_message
 from llama_pipeline.write.dimension_merge import FoldedDays
 from llama_pipeline.write.project_renames_store import Move, moved_pools, record_renames
 from llama_pipeline.write.spooled_rows import SpooledDays
 from llama_pipeline.write.table_write import REPLACE_PARTITION, UPSERT, column_schema, table_metadata
 from llama_pipeline.write.warehouse import Warehouse
-from llama_pipeline.write.warehouse_lock import quote_ident
 
 CHAINS, PROJECTS, POOLS, POOL_SNAPSHOTS = (dg.AssetKey(name) for name in
                                            ("chains", "projects", "pools", "pool_snapshots"))
@@ -70,21 +68,12 @@ def _specs() -> list[dg.AssetSpec]:
 def refuse_days_without_data(warehouse: Warehouse, asset: str, days: tuple[dt.date, ...]) -> None:
     """Fail, before anything is written, when a day of the run has neither a stored /pools payload nor
     stored chart points: every table built from /pools would be a green, empty day. Every such day is
-    named on a line of its own, so a failed backfill says which days and why."""
-    with warehouse.connection() as conn, conn.cursor() as cur:
-        cur.execute(
-            f"SELECT d::date FROM unnest(%s::date[]) AS d WHERE NOT EXISTS (SELECT 1 FROM "
-            f"{quote_ident(warehouse.schema_name)}.raw_payloads r WHERE r.endpoint = 'pools' AND r.partition_date = d) "
-            f"AND NOT EXISTS (SELECT 1 FROM {quote_ident(warehouse.schema_name)}.pool_chart_points c "
-            "WHERE c.snapshot_date = d) ORDER BY 1",
-            (list(days),),
-        )
-        empty = [row[0] for row in cur.fetchall()]
-    if empty:
-        raise dg.Failure(description=failed_days_message(
-            f"{asset} (nothing to load)", len(days),
-            [(day, f"neither a stored /pools payload nor stored chart history, {day_sources.WHAT_TO_DO}")
-             for day in empty]))
+    named on a line of its own, so a failed backfill says which days and why (the raw assets judge their
+    days the same way, ``day_sources``)."""
+    captured = raw_archive.stored_days(warehouse, "pools", days)
+    judged = day_sources.judge(warehouse, "pools", len(days), [day for day in days if day not in captured])
+    if judged.empty:
+        raise dg.Failure(description=judged.failure_message(f"{asset} (nothing to load)"))
 
 
 @dg.multi_asset(specs=_specs(), can_subset=True, partitions_def=DAILY, backfill_policy=dg.BackfillPolicy.single_run(),
