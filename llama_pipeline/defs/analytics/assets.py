@@ -188,15 +188,9 @@ class Described:
     per_day: dict[dt.date, dict]
 
 
-def refresh_and_describe(view: View, warehouse: Warehouse, days: tuple[dt.date, ...]) -> Described:
-    """Check that the relation exists, bring it up to date for ``days`` and return its figures, in one
-    transaction of its own (the asset refreshes every relation together: ``lanes.refresh_all``)."""
-    with warehouse.connection() as conn, conn.cursor() as cur:
-        return refresh_on(cur, view, warehouse.schema_name, days)
-
-
 def refresh_on(cur, view: View, schema_name: str, days: tuple[dt.date, ...]) -> Described:
-    """``refresh_and_describe`` in the caller's transaction."""
+    """Check that the relation exists, bring it up to date for ``days`` and return its figures, in the
+    caller's transaction (the asset refreshes every relation together: ``lanes.refresh_all``)."""
     started = time.perf_counter()
     cur.execute(
         "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
