@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from typing import BinaryIO
 
 import pandas as pd
 import sqlalchemy as sa
 
 from llama_pipeline import schema
 from llama_pipeline.write.batches import DailyBatch, DayFigures
+from llama_pipeline.write.copy_ahead import CopyAhead, RenderedCopy
+from llama_pipeline.write.pg_copy import CopyStream
 from llama_pipeline.write.warehouse_lock import quote_ident
 
 
@@ -66,14 +69,30 @@ class FoldedDays:
     table: sa.Table
     rows: pd.DataFrame | None = None
     days: list[DayFigures] = dataclasses.field(default_factory=list)
+    _text: RenderedCopy | None = dataclasses.field(default=None, repr=False)
 
     def add(self, batch: DailyBatch) -> None:
         """Fold in the next day (days arrive in ascending order)."""
+        if self._text is not None:
+            raise ValueError(f"{self.table.name}: {batch.day} folded after the rows were rendered")
         if self.days and batch.day <= self.days[-1].day:
             raise ValueError(f"{self.table.name}: {batch.day} folded after {self.days[-1].day}")
         self.rows = fold_days(self.rows, with_kept_columns(batch.rows, self.table), self.table,
                               seen_only=batch.seen_only)
         self.days.append(DayFigures.of(batch))
+
+    def render_ahead(self, ahead: CopyAhead) -> None:
+        """Start rendering the rows' COPY text in the background (once the last day is folded)."""
+        if self.rows is not None and self._text is None:
+            self._text = RenderedCopy(ahead.render(self.rows, self.table.columns))
+
+    def copy_text(self) -> BinaryIO:
+        """The rows as COPY text in the table's column order: rendered ahead, else rendered as it is read."""
+        return self._text if self._text is not None else CopyStream(self.rows, list(self.table.columns))
+
+    def close(self) -> None:
+        if self._text is not None:
+            self._text.close()
 
     @classmethod
     def of(cls, table: sa.Table, batches: list[DailyBatch]) -> FoldedDays:

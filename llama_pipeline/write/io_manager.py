@@ -84,7 +84,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                 try:
                     stats, per_day = self._write_table(context, declared, rows)
                 finally:
-                    if isinstance(rows, SpooledDays):
+                    if isinstance(rows, (SpooledDays, FoldedDays)):
                         rows.close()
         except psycopg2.Error as error:
             # Raised outside the except block, so the unscrubbed driver error is not kept as context;
@@ -172,8 +172,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                     # One merge for the whole range: each key once, as of its newest day, however many days.
                     cur.execute(f"CREATE TEMP TABLE _stage (LIKE {self._qualified(table.name)} INCLUDING DEFAULTS) "
                                 "ON COMMIT DROP")
-                    cur.copy_expert(f"COPY _stage ({column_list}) FROM STDIN", CopyStream(folded.rows, columns),
-                                    size=CopyStream.READ_SIZE)
+                    cur.copy_expert(f"COPY _stage ({column_list}) FROM STDIN", folded.copy_text(), size=CopyStream.READ_SIZE)
                     cur.execute(upsert_sql(self._qualified(table.name), table))
                     written = cur.fetchall()
                 attribute_upsert(per_day, written)
@@ -203,7 +202,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         for day, count in cur.fetchall():
             per_day[day]["replaced"] = count
         if isinstance(batches, SpooledDays):  # the range's rows, serialized day by day by the asset
-            cur.copy_expert(f"COPY {target} ({column_list}) FROM STDIN", batches.rows())
+            cur.copy_expert(f"COPY {target} ({column_list}) FROM STDIN", batches.rows(), size=CopyStream.READ_SIZE)
             counts = [(day.day, day.row_count) for day in batches.days]
         else:
             for batch in batches:

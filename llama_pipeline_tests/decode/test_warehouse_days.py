@@ -92,9 +92,9 @@ def test_the_writer_refuses_what_is_not_rows(resources, warehouse, value):
 
 def test_a_range_spooled_to_disk_writes_every_day_with_its_own_figures(resources, warehouse, query, small_day,
                                                                        monkeypatch):
-    from llama_pipeline.write import spooled_rows
+    from llama_pipeline.write import copy_ahead
 
-    monkeypatch.setattr(spooled_rows, "MAX_IN_MEMORY", 4096)  # a few rows: the range's rows go to disk
+    monkeypatch.setattr(copy_ahead, "MAX_IN_MEMORY", 4096)  # a few rows: the range's rows go to disk
     pools_payload, protocols = small_day
     days = [DAY + dt.timedelta(days=i) for i in range(3)]
     for i, day in enumerate(days):

@@ -14,6 +14,7 @@ from llama_pipeline.decode.decoded_payloads import DecodedPayloads
 from llama_pipeline.fetch import day_sources, raw_archive
 from llama_pipeline.partitions import DAILY, days_of
 from llama_pipeline.schema_datasets import project_renames as renames_table
+from llama_pipeline.write.copy_ahead import CopyAhead
 from llama_pipeline.write.dimension_merge import FoldedDays
 from llama_pipeline.write.project_renames_store import Move, moved_pools, record_renames
 from llama_pipeline.write.spooled_rows import SpooledDays
@@ -87,43 +88,52 @@ def warehouse_tables(context: dg.AssetExecutionContext, warehouse: Warehouse,
     pool_snapshots' rows are spooled as COPY text (``SpooledDays``), and of each day's pools only those
     that moved to another slug are kept for the rename detection. Outputs are yielded in dependency
     order and the IO manager writes each as it is yielded: chains and projects, then the renames
-    (against the stored pools, before they take the day's slugs), then pools and pool_snapshots."""
+    (against the stored pools, before they take the day's slugs), then pools and pool_snapshots. Each
+    table's COPY text is rendered ahead, on a second thread, while the tables before it are written."""
     days = days_of(context.partition_time_window)
     selected = set(context.selected_asset_keys)
     names = ", ".join(sorted(key.to_user_string() for key in selected))
     if selected - {PROJECT_RENAMES}:
         refuse_days_without_data(warehouse, names, days)
-    folded = {key: FoldedDays(table) for key, table in DIMENSIONS.items() if key in selected}
-    snapshots = SpooledDays(schema.pool_snapshots) if POOL_SNAPSHOTS in selected else None
-    moves: list[tuple[dt.date, list[Move]]] = []
-    stored_decodes = 0
-    for day in days:
-        decoded = warehouse_days.decode_day(warehouse, day, protocols=bool(selected & {CHAINS, PROJECTS}),
-                                            decoded_payloads=decoded_payloads)
-        stored_decodes += decoded.payloads_decoded
-        _say_decode_source(context, selected, day, decoded.sources)
-        for key, build in ((CHAINS, warehouse_days.chains), (PROJECTS, warehouse_days.projects),
-                           (POOLS, warehouse_days.pools)):
+    # The tables' COPY text is rendered on a second thread, in the order the IO manager writes them, each
+    # while the tables before it are written (copy_ahead); the with block ends after the last write.
+    with CopyAhead() as ahead:
+        folded = {key: FoldedDays(table) for key, table in DIMENSIONS.items() if key in selected}
+        snapshots = SpooledDays(schema.pool_snapshots, ahead) if POOL_SNAPSHOTS in selected else None
+        moves: list[tuple[dt.date, list[Move]]] = []
+        stored_decodes = 0
+        for day in days:
+            decoded = warehouse_days.decode_day(warehouse, day, protocols=bool(selected & {CHAINS, PROJECTS}),
+                                                decoded_payloads=decoded_payloads)
+            stored_decodes += decoded.payloads_decoded
+            _say_decode_source(context, selected, day, decoded.sources)
+            for key, build in ((CHAINS, warehouse_days.chains), (PROJECTS, warehouse_days.projects),
+                               (POOLS, warehouse_days.pools)):
+                if key in folded:
+                    folded[key].add(build(warehouse, decoded))
+            if snapshots is not None:
+                snapshots.add(warehouse_days.pool_snapshots(warehouse, decoded))
+            if day == days[-1]:  # every table's rows are final: their text renders while the renames are read
+                for rows in folded.values():
+                    rows.render_ahead(ahead)
+                if snapshots is not None:
+                    snapshots.finish()
+            if PROJECT_RENAMES in selected and decoded.pools is not None:  # a day filled from history names none
+                pools = decoded.pools.pools
+                with warehouse.connection() as conn:  # against the pools stored before this run writes any
+                    moves.append((day, moved_pools(conn, warehouse.schema_name, day, pools["pool_id"],
+                                                   pools["project"])))
+            del decoded
+        step = {"payloads_decoded": stored_decodes}
+        for key in (CHAINS, PROJECTS):
             if key in folded:
-                folded[key].add(build(warehouse, decoded))
+                yield dg.Output(folded.pop(key), output_name=key.to_python_identifier(), metadata=step)
+        if PROJECT_RENAMES in selected:
+            yield _record_renames(context, warehouse, moves)
+        if POOLS in folded:
+            yield dg.Output(folded.pop(POOLS), output_name="pools", metadata=step)
         if snapshots is not None:
-            snapshots.add(warehouse_days.pool_snapshots(warehouse, decoded))
-        if PROJECT_RENAMES in selected and decoded.pools is not None:  # a day filled from history names none
-            pools = decoded.pools.pools
-            with warehouse.connection() as conn:  # against the pools stored before this run writes any
-                moves.append((day, moved_pools(conn, warehouse.schema_name, day, pools["pool_id"],
-                                               pools["project"])))
-        del decoded
-    step = {"payloads_decoded": stored_decodes}
-    for key in (CHAINS, PROJECTS):
-        if key in folded:
-            yield dg.Output(folded.pop(key), output_name=key.to_python_identifier(), metadata=step)
-    if PROJECT_RENAMES in selected:
-        yield _record_renames(context, warehouse, moves)
-    if POOLS in folded:
-        yield dg.Output(folded.pop(POOLS), output_name="pools", metadata=step)
-    if snapshots is not None:
-        yield dg.Output(snapshots, output_name="pool_snapshots", metadata=step)
+            yield dg.Output(snapshots, output_name="pool_snapshots", metadata=step)
 
 
 def _say_decode_source(context: dg.AssetExecutionContext, selected: set[dg.AssetKey], day: dt.date,
