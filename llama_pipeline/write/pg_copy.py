@@ -82,13 +82,13 @@ def _array_element(item: str) -> str:
     return '"' + str(item).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _raw_text_array(value: object) -> str:
+def array_literal(value: object) -> str:
     """An array literal before COPY escaping."""
     return "{" + ",".join("NULL" if item is None else _array_element(item) for item in value) + "}"
 
 
 def _text_array(value: object) -> str:
-    return _escape(_raw_text_array(value))
+    return _escape(array_literal(value))
 
 
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -250,7 +250,7 @@ def _render_text_array(series: pd.Series) -> list[str] | None:
     if items is not None and "\\" not in items and '"' not in items:
         raw = [None if v is None else ('{"' + '","'.join(v) + '"}' if v else "{}") for v in values]
     else:
-        raw = [None if v is None else _raw_text_array(v) for v in values]
+        raw = [None if v is None else array_literal(v) for v in values]
     return _escaped_column(raw)
 
 

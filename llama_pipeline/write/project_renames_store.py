@@ -16,6 +16,7 @@ import psycopg2.extensions
 
 from llama_pipeline.decode.project_renames import detect_renames
 from llama_pipeline.schema_datasets import project_renames as renames_table
+from llama_pipeline.write.pg_copy import array_literal
 from llama_pipeline.write.warehouse_lock import partition_lock_key, quote_ident
 
 Move = tuple[str, str, str]  # (pool_id, stored slug, the day's slug)
@@ -31,7 +32,11 @@ class Recorded:
 def moved_pools(conn: psycopg2.extensions.connection, schema_name: str, day: dt.date,
                 pool_ids: Sequence[str], projects: Sequence[str]) -> list[Move]:
     """Pools whose stored slug (written by an older day only: a backfilled older day never moves a pool
-    back) differs from the day's."""
+    back) differs from the day's.
+
+    The day's ids and slugs go as two array literals ('{...}', parsed by PostgreSQL's array input at
+    once); a Python list is sent as ARRAY['...', ...], 17,000 expressions that the parser and planner
+    handle one by one (0.10-0.16 s against 0.03-0.07 s for a full day's pools)."""
     with conn.cursor() as cur:
         cur.execute(
             f"""
@@ -40,7 +45,7 @@ def moved_pools(conn: psycopg2.extensions.connection, schema_name: str, day: dt.
             JOIN {quote_ident(schema_name)}.pools p ON p.pool_id = d.pool_id
             WHERE p.project <> d.project AND p.last_seen_date < %s
             """,
-            (list(pool_ids), list(projects), day),
+            (array_literal(pool_ids), array_literal(projects), day),
         )
         return cur.fetchall()
 
