@@ -39,7 +39,7 @@ class RawPayload:
     content_type: str | None
     body: bytes
     record_count: int
-    # The body already compressed with COMPRESSION, when the fetch compressed it alongside the parse.
+    # The body already compressed with COMPRESSION, when the raw step compressed it to hold it.
     compressed_body: bytes | None = dataclasses.field(default=None, repr=False, compare=False)
     # The body's SHA-256 when the fetch hashed it as it streamed in (``HttpResponse.sha256``).
     body_sha256: str | None = dataclasses.field(default=None, repr=False, compare=False)
