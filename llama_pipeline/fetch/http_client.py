@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import datetime as dt
+import hashlib
 import io
 import random
 import time
@@ -63,6 +64,7 @@ class HttpResponse:
     body: bytes
     fetched_at: dt.datetime
     attempts: int
+    sha256: str  # of body, hashed as it streamed in
 
 
 # When the current fetch must give up (time.monotonic()), so that urllib3's own retries respect the
@@ -241,12 +243,15 @@ class DefiLlamaClient(dg.ConfigurableResource):
             declared = response.headers.get("Content-Length")
             if declared and declared.isdigit() and int(declared) > self.max_bytes:
                 raise FetchError(f"GET {url}: body of {int(declared):,} bytes exceeds the cap of {self.max_bytes:,}", status=200)
-            chunks, size = [], 0
+            # Hashed piece by piece while the rest is still arriving (hashlib lets go of the GIL), so the
+            # archive's SHA-256 costs no time once the body is complete.
+            chunks, size, digest = [], 0, hashlib.sha256()
             for chunk in response.iter_content(chunk_size=1 << 20):
                 size += len(chunk)
                 if size > self.max_bytes:
                     raise FetchError(f"GET {url}: body exceeds the cap of {self.max_bytes:,} bytes", status=200)
                 chunks.append(chunk)
+                digest.update(chunk)
             return HttpResponse(
                 url=url,
                 status=response.status_code,
@@ -254,6 +259,7 @@ class DefiLlamaClient(dg.ConfigurableResource):
                 body=b"".join(chunks),
                 fetched_at=clock.now(),
                 attempts=attempt + history,
+                sha256=digest.hexdigest(),
             )
 
 

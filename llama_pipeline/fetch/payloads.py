@@ -39,12 +39,14 @@ class RawPayload:
     content_type: str | None
     body: bytes
     record_count: int
-    # The body already compressed with COMPRESSION, when the fetch compressed it alongside the parse.
+    # The body already compressed with COMPRESSION, when the raw step compressed it to hold it.
     compressed_body: bytes | None = dataclasses.field(default=None, repr=False, compare=False)
+    # The body's SHA-256 when the fetch hashed it as it streamed in (``HttpResponse.sha256``).
+    body_sha256: str | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @functools.cached_property
     def sha256(self) -> str:
-        return hashlib.sha256(self.body).hexdigest()
+        return self.body_sha256 if self.body_sha256 is not None else hashlib.sha256(self.body).hexdigest()
 
     def records(self) -> list:
         """The payload's list of records, after checking the envelope."""

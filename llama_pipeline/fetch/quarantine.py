@@ -12,13 +12,14 @@ reason, is never read downstream, and the oldest refused captures beyond a bound
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
 
-import psycopg2
 import psycopg2.extensions
 
 from llama_pipeline import clock
 from llama_pipeline.fetch.payloads import COMPRESSION, RawPayload
+from llama_pipeline.write import pg_copy_binary
 from llama_pipeline.write.warehouse import Warehouse
 from llama_pipeline.write.warehouse_lock import quote_ident
 
@@ -39,22 +40,32 @@ def _table(schema: str) -> str:
     return f"{quote_ident(schema)}.{TABLE}"
 
 
+# The quarantine row as COPY writes it: (column, its type in binary COPY).
+_HELD_COLUMNS = (("id", "bigint"), ("endpoint", "text"), ("partition_date", "date"), ("url", "text"),
+                 ("fetched_at", "timestamptz"), ("http_status", "integer"), ("content_type", "text"),
+                 ("compression", "text"), ("body", "bytea"), ("size_bytes", "bigint"), ("sha256", "text"),
+                 ("status", "text"), ("run_id", "text"))
+
+
 def hold(warehouse: Warehouse, payload: RawPayload, run_id: str | None) -> int:
-    """Store the capture as 'pending' and commit at once; returns its id."""
+    """Store the capture as 'pending' and commit at once; returns its id.
+
+    The row goes in by binary COPY (its id drawn first, as COPY returns none), so the compressed body is
+    sent as it is rather than as an escaped literal twice its size."""
     table = _table(warehouse.schema_name)
     with warehouse.connection() as conn, conn.cursor() as cur:
         cur.execute(
             f"UPDATE {table} SET status = 'refused', reason = 'abandoned: the run that fetched it stopped before "
             "validating it' WHERE status = 'pending' AND fetched_at < %s", (clock.now() - ABANDONED_AFTER,))
-        cur.execute(
-            f"""INSERT INTO {table} (endpoint, partition_date, url, fetched_at, http_status,
-                    content_type, compression, body, size_bytes, sha256, status, run_id)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', %s) RETURNING id""",
-            (payload.endpoint, payload.partition_date, payload.url, payload.fetched_at, payload.http_status,
-             payload.content_type, COMPRESSION, psycopg2.Binary(payload.compressed()), len(payload.body),
-             payload.sha256, run_id),
-        )
-        return cur.fetchone()[0]
+        cur.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id'))", (table,))
+        held_id = cur.fetchone()[0]
+        values = (held_id, payload.endpoint, payload.partition_date, payload.url, payload.fetched_at,
+                  payload.http_status, payload.content_type, COMPRESSION, payload.compressed(), len(payload.body),
+                  payload.sha256, "pending", run_id)
+        data = pg_copy_binary.row([(kind, value) for (_, kind), value in zip(_HELD_COLUMNS, values, strict=True)])
+        columns = ", ".join(name for name, _ in _HELD_COLUMNS)
+        cur.copy_expert(f"COPY {table} ({columns}) FROM STDIN (FORMAT binary)", io.BytesIO(data), size=len(data))
+        return held_id
 
 
 def refuse(warehouse: Warehouse, held_id: int, endpoint: str, reason: str) -> None:

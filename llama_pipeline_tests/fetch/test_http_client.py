@@ -3,6 +3,8 @@ mid-way, HTML instead of JSON, a size cap, and failures that say what happened."
 
 from __future__ import annotations
 
+import hashlib
+import os
 import socket
 import time
 
@@ -73,6 +75,18 @@ def test_a_body_cut_mid_way_is_fetched_again(http: PayloadServer):
     response = client().fetch(http.url("/pools"))
     assert decode_records("pools", response.body, "x") == BODY["data"]  # whole, never the cut copy
     assert response.attempts == 3
+
+
+def test_the_sha256_hashed_as_the_body_streams_in_is_the_whole_body_s(http: PayloadServer, tmp_path):
+    # Several of the client's 1 MiB reads, and a body cut mid-way first: only the complete body is hashed.
+    body = os.urandom(3 * (1 << 20) + 12345)
+    http.set("/pools", body)
+    http.script("/pools", [Response(body=body, truncate_at=(1 << 20) + 7)])
+    response = client().fetch(http.url("/pools"))
+    assert response.attempts == 2 and response.body == body
+    assert response.sha256 == hashlib.sha256(body).hexdigest()
+    (tmp_path / "pools.json").write_bytes(body)
+    assert client().fetch((tmp_path / "pools.json").as_uri()).sha256 == hashlib.sha256(body).hexdigest()
 
 
 def test_bodies_always_cut_fail_naming_url_and_attempts(http: PayloadServer):

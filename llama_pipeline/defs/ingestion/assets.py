@@ -113,7 +113,8 @@ def _capture_today(context: dg.AssetExecutionContext, endpoint: Endpoint, url: s
     except FetchError as error:
         raise _fetch_failure(error, today) from error
     payload = RawPayload(endpoint, today, _without_credentials(url), response.fetched_at, response.status,
-                         response.content_type, response.body, 0, compressed_body=compress(response.body))
+                         response.content_type, response.body, 0, compressed_body=compress(response.body),
+                         body_sha256=response.sha256)
     held = quarantine.hold(warehouse, payload, _run_id(context))
     try:
         count, decoded = _validate(warehouse, endpoint, today, payload)
