@@ -15,8 +15,8 @@ and holds a per-table advisory lock so that concurrent runs queue instead of dea
 interleaving. Each day of a range gets its own figures (``day_metadata``).
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: Dagster reads ``WarehouseIOManager.warehouse``'s
+# annotation as a class to accept the run's partially configured "warehouse" (defs/resources.py).
 import datetime as dt
 import time
 from collections.abc import Sequence
@@ -25,6 +25,7 @@ import dagster as dg
 import pandas as pd
 import psycopg2
 import psycopg2.extensions
+import sqlalchemy as sa
 
 from llama_pipeline import schema
 from llama_pipeline.fetch import quarantine, raw_archive
