@@ -36,7 +36,7 @@ from llama_pipeline.write.batches import DailyBatch, DayFigures
 from llama_pipeline.write.dimension_merge import FoldedDays, attribute_upsert, upsert_sql
 from llama_pipeline.write.pg_copy import CopyStream, copy_buffer
 from llama_pipeline.write.spooled_rows import SpooledDays
-from llama_pipeline.write.table_write import TableWrite, WriteMode, column_schema
+from llama_pipeline.write.table_write import TableWrite, WriteMode
 from llama_pipeline.write.warehouse import Warehouse, WarehouseError
 from llama_pipeline.write.warehouse_lock import archive_lock_key, partition_lock_key, quote_ident
 
@@ -96,7 +96,9 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             raise failure
         stats["write_seconds"] = round(time.perf_counter() - started, 3)
         stats["dagster/table_name"] = f"{self.warehouse.schema_name}.{table.name}"
-        stats["dagster/column_schema"] = column_schema(table)
+        # No "dagster/column_schema" here: the definition declares it (table_metadata, lineage) and the
+        # UI shows a materialization's own over the definition's, which for the raw assets (the API
+        # record's fields) would have been raw_payloads' columns; each event was also serialized with it.
         day_metadata.publish(context, stats, per_day)
 
     def _archive(self, context: dg.OutputContext, obj: FetchedPayloads) -> tuple[dict, dict]:
