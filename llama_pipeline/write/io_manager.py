@@ -57,7 +57,8 @@ def _markdown_preview(frame: pd.DataFrame, rows: int = 5, width: int = 40) -> st
 
     head = frame.head(rows)
     lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in record) + " |" for record in head.itertuples(index=False)]
+    # Row by row from one object array: itertuples takes every column of a wide frame apart first.
+    lines += ["| " + " | ".join(cell(v) for v in record) + " |" for record in head.to_numpy(dtype=object).tolist()]
     return "\n".join(lines)
 
 
