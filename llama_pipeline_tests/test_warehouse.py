@@ -9,6 +9,7 @@ import dagster as dg
 import psycopg2
 import pytest
 
+from llama_pipeline.defs.resources import warehouse_resources
 from llama_pipeline.write.warehouse import Warehouse
 
 
@@ -75,3 +76,14 @@ def test_outside_a_run_and_after_it_nothing_is_kept(warehouse, database_url):
         time.sleep(0.05)
     assert not _alive(database_url, kept)
     assert _backend(warehouse) != kept
+
+
+def test_a_runs_io_manager_is_handed_the_runs_own_warehouse(database_url, schema_name):
+    # As the code location wires them: one set-up per run (one migration check) and one pool of
+    # connections for the assets and the IO manager, not a second copy set up inside the IO manager.
+    with dg.build_resources(warehouse_resources(database_url, schema_name)) as resources:
+        assert resources.warehouse_io_manager.warehouse is resources.warehouse
+        assert _backend(resources.warehouse_io_manager.warehouse) == _backend(resources.warehouse)
+    with contextlib.closing(psycopg2.connect(database_url)) as admin, admin, admin.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f'"{schema_name}".llama_alembic_version',))
+        assert cur.fetchone() == (True,)  # the set-up migrated the fresh schema

@@ -21,11 +21,11 @@ import psycopg2
 from llama_pipeline.db_url import libpq_url
 from llama_pipeline.fetch.http_client import DefiLlamaClient
 from llama_pipeline.decode.decoded_payloads import DecodedPayloads
+from llama_pipeline.defs.resources import warehouse_resources
 from llama_pipeline.fetch.payloads import RawPayload
 from llama_pipeline.fetch.raw_archive import store
 from llama_pipeline.partitions import utc_today
-from llama_pipeline.write.io_manager import WarehouseIOManager
-from llama_pipeline.write.warehouse import Warehouse, migrate_to_head
+from llama_pipeline.write.warehouse import migrate_to_head
 from llama_pipeline_tests.testing import synthetic
 from llama_pipeline_tests.testing.payload_server import PayloadServer
 
@@ -151,10 +151,8 @@ def fresh_schema(url: str, name: str, migrate: bool = True) -> str:
 # -- the pipeline -----------------------------------------------------------------------------------
 
 def make_resources(url: str, schema_name: str, server: PayloadServer) -> dict:
-    warehouse = Warehouse(database_url=url, schema_name=schema_name)
     return {
-        "warehouse": warehouse,
-        "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
+        **warehouse_resources(url, schema_name),  # wired as the code location wires them
         "decoded_payloads": DecodedPayloads(),
         "defillama": DefiLlamaClient(pools_url=server.url("/pools"), protocols_url=server.url("/protocols"),
                                      chart_url=server.url("/chart/{pool}"), read_timeout=120),

@@ -21,18 +21,28 @@ def _env_or(name: str, default: str) -> str | dg.EnvVar:
     return dg.EnvVar(name) if os.environ.get(name) else default
 
 
+def warehouse_resources(database_url: str | dg.EnvVar, schema_name: str | dg.EnvVar) -> dict:
+    """The warehouse, its IO manager and the sensors' reader, wired as a run uses them.
+
+    Every field of "warehouse" is given, so nothing is asked at launch; it is partial so that the IO
+    manager is handed the run's own "warehouse" (Dagster resolves a partial nested resource to its
+    top-level key). A fully configured nested one would be set up again inside the IO manager: the
+    migrations checked twice per run, and a second connection pool."""
+    settings = {"database_url": database_url, "schema_name": schema_name}
+    warehouse = Warehouse.configure_at_launch(**settings)
+    return {
+        "warehouse": warehouse,
+        # Sensors only read: evaluating one never migrates the schema (a run does, when it starts).
+        "warehouse_reader": Warehouse(**settings, migrate_on_start=False),
+        "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
+    }
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
-    warehouse = Warehouse(
-        database_url=dg.EnvVar("DATABASE_URL"),
-        schema_name=_env_or("WAREHOUSE_SCHEMA", "public"),
-    )
     return dg.Definitions(
         resources={
-            "warehouse": warehouse,
-            # Sensors only read: evaluating one never migrates the schema (a run does, when it starts).
-            "warehouse_reader": warehouse.model_copy(update={"migrate_on_start": False}),
-            "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
+            **warehouse_resources(dg.EnvVar("DATABASE_URL"), _env_or("WAREHOUSE_SCHEMA", "public")),
             # Run-scoped: the raw steps' decode of today's bodies, for the same run's warehouse step.
             "decoded_payloads": DecodedPayloads(),
             "defillama": DefiLlamaClient(

@@ -15,8 +15,8 @@ and holds a per-table advisory lock so that concurrent runs queue instead of dea
 interleaving. Each day of a range gets its own figures (``day_metadata``).
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: Dagster reads ``WarehouseIOManager.warehouse``'s
+# annotation as a class to accept the run's partially configured "warehouse" (defs/resources.py).
 import datetime as dt
 import time
 from collections.abc import Sequence
@@ -25,6 +25,7 @@ import dagster as dg
 import pandas as pd
 import psycopg2
 import psycopg2.extensions
+import sqlalchemy as sa
 
 from llama_pipeline import schema
 from llama_pipeline.fetch import quarantine, raw_archive
@@ -35,7 +36,7 @@ from llama_pipeline.write.batches import DailyBatch, DayFigures
 from llama_pipeline.write.dimension_merge import FoldedDays, attribute_upsert, upsert_sql
 from llama_pipeline.write.pg_copy import CopyStream, copy_buffer
 from llama_pipeline.write.spooled_rows import SpooledDays
-from llama_pipeline.write.table_write import TableWrite, WriteMode, column_schema
+from llama_pipeline.write.table_write import TableWrite, WriteMode
 from llama_pipeline.write.warehouse import Warehouse, WarehouseError
 from llama_pipeline.write.warehouse_lock import archive_lock_key, partition_lock_key, quote_ident
 
@@ -56,7 +57,8 @@ def _markdown_preview(frame: pd.DataFrame, rows: int = 5, width: int = 40) -> st
 
     head = frame.head(rows)
     lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in record) + " |" for record in head.itertuples(index=False)]
+    # Row by row from one object array: itertuples takes every column of a wide frame apart first.
+    lines += ["| " + " | ".join(cell(v) for v in record) + " |" for record in head.to_numpy(dtype=object).tolist()]
     return "\n".join(lines)
 
 
@@ -95,7 +97,9 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             raise failure
         stats["write_seconds"] = round(time.perf_counter() - started, 3)
         stats["dagster/table_name"] = f"{self.warehouse.schema_name}.{table.name}"
-        stats["dagster/column_schema"] = column_schema(table)
+        # No "dagster/column_schema" here: the definition declares it (table_metadata, lineage) and the
+        # UI shows a materialization's own over the definition's, which for the raw assets (the API
+        # record's fields) would have been raw_payloads' columns; each event was also serialized with it.
         day_metadata.publish(context, stats, per_day)
 
     def _archive(self, context: dg.OutputContext, obj: FetchedPayloads) -> tuple[dict, dict]:

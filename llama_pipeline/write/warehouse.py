@@ -46,36 +46,45 @@ def _alembic_config(database_url: str, schema: str):
     return config
 
 
-def _stored_revisions(database_url: str, schema: str) -> set[str]:
-    """The revisions recorded in the schema's version table (none when it or the schema is missing)."""
+def _stored_revisions(conn: psycopg2.extensions.connection, schema: str) -> set[str]:
+    """The revisions recorded in the schema's version table (none when it or the schema is missing).
+    Leaves ``conn`` with no transaction open."""
     query = psycopg2.sql.SQL("SELECT version_num FROM {}.{}").format(
         psycopg2.sql.Identifier(schema), psycopg2.sql.Identifier(ALEMBIC_VERSION_TABLE))
-    conn = psycopg2.connect(libpq_url(database_url), connect_timeout=10, application_name="llama_pipeline")
-    try:
-        with conn, conn.cursor() as cur:
-            try:
-                cur.execute(query)
-            except (psycopg2.errors.UndefinedTable, psycopg2.errors.InvalidSchemaName):
-                return set()
-            return {row[0] for row in cur.fetchall()}
-    finally:
-        conn.close()
+    with conn.cursor() as cur:
+        try:
+            cur.execute(query)
+        except (psycopg2.errors.UndefinedTable, psycopg2.errors.InvalidSchemaName):
+            conn.rollback()
+            return set()
+        revisions = {row[0] for row in cur.fetchall()}
+    conn.rollback()  # a read only: nothing to commit
+    return revisions
 
 
-def migrate_to_head(database_url: str, schema: str) -> None:
+def migrate_to_head(database_url: str, schema: str,
+                    conn: psycopg2.extensions.connection | None = None) -> None:
     """``alembic upgrade head`` for this schema; safe to run from many processes at once
     (``migrations/env.py`` serializes them on an advisory lock).
 
     Every run starts with this, so a schema already at head costs one query: Alembic's heads are read
     from the migration scripts (Alembic is already imported in a run worker, by dagster-postgres) and
-    compared with the version table. Anything else (behind, empty, or a revision this code does not
-    know) goes through ``alembic upgrade`` and its lock, which migrates or fails as before."""
+    compared with the version table, on ``conn`` when given (the run's first pooled connection, left
+    with no transaction open) or on a connection of its own. Anything else (behind, empty, or a
+    revision this code does not know) goes through ``alembic upgrade`` and its lock, which migrates or
+    fails as before."""
     from alembic import command
     from alembic.script import ScriptDirectory
 
     config = _alembic_config(database_url, schema)
     heads = set(ScriptDirectory.from_config(config).get_heads())
-    if _stored_revisions(database_url, schema) == heads:
+    if conn is not None:
+        stored = _stored_revisions(conn, schema)
+    else:
+        with contextlib.closing(psycopg2.connect(libpq_url(database_url), connect_timeout=10,
+                                                 application_name="llama_pipeline")) as own:
+            stored = _stored_revisions(own, schema)
+    if stored == heads:
         return
     command.upgrade(config, "head")
 
@@ -104,7 +113,11 @@ class Warehouse(dg.ConfigurableResource):
             return
         failure = None
         try:
-            migrate_to_head(self.database_url, self.schema_name)
+            conn = self._connect()
+            try:  # the check's connection then serves the run's first block
+                migrate_to_head(self.database_url, self.schema_name, conn)
+            finally:
+                self._give_back(conn)
         except Exception as error:
             failure = WarehouseError.of(f"could not migrate {redacted(self.database_url)} "
                                         f"(schema {self.schema_name})", error, self.database_url)
@@ -139,6 +152,15 @@ class Warehouse(dg.ConfigurableResource):
                 conn.close()
         return None
 
+    def _connect(self) -> psycopg2.extensions.connection:
+        failure = None
+        try:
+            return psycopg2.connect(libpq_url(self.database_url), connect_timeout=self.connect_timeout,
+                                    application_name="llama_pipeline")
+        except psycopg2.Error as error:
+            failure = WarehouseError.of(f"cannot connect to {self.display_url}", error, self.database_url)
+        raise failure
+
     def _give_back(self, conn: psycopg2.extensions.connection) -> None:
         idle = self._idle
         if (idle is not None and not conn.closed
@@ -152,18 +174,7 @@ class Warehouse(dg.ConfigurableResource):
     @contextlib.contextmanager
     def connection(self) -> Iterator[psycopg2.extensions.connection]:
         """A connection in one transaction: committed when the block ends, rolled back on any error."""
-        conn, failure = self._reused(), None
-        if conn is None:
-            try:
-                conn = psycopg2.connect(
-                    libpq_url(self.database_url),
-                    connect_timeout=self.connect_timeout,
-                    application_name="llama_pipeline",
-                )
-            except psycopg2.Error as error:
-                failure = WarehouseError.of(f"cannot connect to {self.display_url}", error, self.database_url)
-        if failure is not None:
-            raise failure
+        conn = self._reused() or self._connect()
         try:
             with conn:  # commits on success, rolls back on an exception
                 yield conn
