@@ -331,8 +331,7 @@ pool_latest = sa.Table(
               "pool_snapshots."),
     *_metric_columns(),
     *_like(pool_snapshots, "source"),
-    sa.Index("ix_pool_latest_chain", "chain"),
-    sa.Index("ix_pool_latest_project", "project"),
+    # The primary key only (0009): every load rewrites the rows, and no query needs another index.
     comment="Each pool's newest snapshot with its pool and project attributes (is_current: the snapshot "
     "is of the newest day loaded). Kept up to date by the pool_latest asset.",
 )
@@ -352,8 +351,7 @@ pool_apy_stats = sa.Table(
     sa.Column("apy_max_30d", sa.Float, comment="Highest APY over the 30 days."),
     _window_days(30),
     sa.Column("tvl_avg_30d", sa.Float, comment="Mean TVL over the 30 days, USD."),
-    sa.Index("ix_pool_apy_stats_chain", "chain"),
-    sa.Index("ix_pool_apy_stats_project", "project"),
+    # The primary key only, as pool_latest (0009).
     comment="Per pool, as of the newest snapshot day: APY mean, sample standard deviation and days over the "
     "last 7 and 30 days, 30-day APY range and mean TVL. Replaced by the pool_apy_stats asset.",
 )

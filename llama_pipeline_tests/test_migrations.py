@@ -130,6 +130,26 @@ def test_0008_keys_chart_points_by_pool_and_indexes_rejects_by_key_and_steps_dow
     assert indexes() == at_head and points() == before
 
 
+def test_0009_leaves_the_one_row_per_pool_analytics_tables_their_primary_key_and_steps_down(database_url,
+                                                                                           schema_name, query):
+    def indexes() -> dict[str, set[str]]:
+        rows = query("SELECT tablename::text, indexname::text FROM pg_indexes WHERE schemaname = %s "
+                     "AND tablename IN ('pool_latest', 'pool_apy_stats')", (schema_name,))
+        return {table: {name for t, name in rows if t == table} for table in ("pool_latest", "pool_apy_stats")}
+
+    query("INSERT INTO pool_apy_stats (pool_id, chain, project, as_of_date, apy_days_7d, apy_days_30d) VALUES "
+          "('00000000-0000-0000-0000-000000000001', 'Ethereum', 'aave', '2026-11-01', 1, 1)")
+    assert indexes() == {"pool_latest": {"pool_latest_pkey"}, "pool_apy_stats": {"pool_apy_stats_pkey"}}
+    alembic(database_url, schema_name, "downgrade", "0008")
+    assert indexes() == {"pool_latest": {"pool_latest_pkey", "ix_pool_latest_chain", "ix_pool_latest_project"},
+                         "pool_apy_stats": {"pool_apy_stats_pkey", "ix_pool_apy_stats_chain",
+                                            "ix_pool_apy_stats_project"}}
+    alembic(database_url, schema_name, "upgrade", "head")
+    assert indexes() == {"pool_latest": {"pool_latest_pkey"}, "pool_apy_stats": {"pool_apy_stats_pkey"}}
+    assert query("SELECT pool_id::text, chain FROM pool_apy_stats") == [
+        ("00000000-0000-0000-0000-000000000001", "Ethereum")]
+
+
 # --- the check every run starts with (Warehouse.setup_for_execution) ----------------------------
 
 
