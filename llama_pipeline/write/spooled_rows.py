@@ -64,6 +64,4 @@ class SpooledDays:
         return self.file
 
     def close(self) -> None:
-        if self._rendering is not None:
-            RenderedCopy(self._rendering).close()
-        self.file.close()
+        self.file.close()  # every day's text, rendered ahead or not, is in this one file
